@@ -1,0 +1,131 @@
+"""Every check prints the number its endpoint holds; discovery lists the connections."""
+import json
+
+import pytest
+
+from zabbix_exalate.metrics import CONNECTION_METRICS, METRICS, NODE_METRICS
+
+from conftest import BASE_SCENARIO, console, python_command
+
+
+@pytest.mark.parametrize("metric", NODE_METRICS, ids=lambda m: m.command)
+def test_node_check_prints_the_number(cli, metric):
+    ran = cli(metric.command)
+    assert (ran.code, ran.stdout, ran.stderr) == (0, f"{BASE_SCENARIO[metric.command]}\n", "")
+
+
+@pytest.mark.parametrize("metric", CONNECTION_METRICS, ids=lambda m: m.command)
+def test_connection_check_counts_the_queue(cli, metric):
+    ran = cli(metric.command, "AllContent")
+    expected = BASE_SCENARIO["connections"][0]["queues"][metric.command]
+    assert (ran.code, ran.stdout, ran.stderr) == (0, f"{expected}\n", "")
+
+
+def test_checks_each_hit_exactly_one_endpoint(cli, sim):
+    for metric in METRICS:
+        before = len(sim.simulator.requests)
+        args = [metric.command] + (["AllContent"] if metric.per_connection else [])
+        assert cli(*args).code == 0
+        requests = list(sim.simulator.requests)[before:]
+        assert len(requests) == 1, requests
+        assert requests[0][1] == "/rest/issuehub/" + metric.path.replace("{connection}", "AllContent")
+
+
+@pytest.mark.parametrize("command, reason, expected", [
+    ("error-responses", "NO_ISSUE_TO_CONNECT_TO", 3),
+    ("error-responses", "SCRIPT_ERROR", 2),
+    ("error-responses", "NO_SUCH_REASON", 0),
+    ("blob-error-responses", "CHECKSUM_MISMATCH", 6),
+])
+def test_reason_counts_only_matching_failures(cli, command, reason, expected):
+    assert cli(command, "AllContent", "--reason", reason).stdout == f"{expected}\n"
+
+
+def test_empty_queue_is_zero(cli, sim):
+    sim.simulator.update(connections=[{"name": "Idle", "queues": {}}])
+    assert cli("sync-requests", "Idle").stdout == "0\n"
+
+
+def test_discover_prints_lld_rows(cli):
+    ran = cli("discover")
+    assert ran.code == 0 and ran.stderr == ""
+    assert json.loads(ran.stdout) == [
+        {"{#CONNECTION}": "AllContent", "{#CONNECTION.KEY}": "AllContent", "{#CONNECTION.ID}": "154",
+         "{#CONNECTION.STATUS}": "ACTIVE", "{#CONNECTION.REMOTE}": "https://remote.example"},
+        {"{#CONNECTION}": "Gone", "{#CONNECTION.KEY}": "Gone", "{#CONNECTION.ID}": "9",
+         "{#CONNECTION.STATUS}": "ACTIVE", "{#CONNECTION.REMOTE}": ""},
+    ]
+
+
+def test_discover_falls_back_to_configured_connections(write_config, sim, cli):
+    sim.simulator.update(list_connections=False)
+    path = write_config(connections="\n  AllContent\n  Sales, EU <> Jira")
+    rows = json.loads(cli("discover", config_path=path).stdout)
+    assert [(r["{#CONNECTION}"], r["{#CONNECTION.KEY}"], r["{#CONNECTION.STATUS}"]) for r in rows] == [
+        ("AllContent", "AllContent", "CONFIGURED"), ("Sales, EU <> Jira", "Sales%2C%20EU%20%3C%3E%20Jira", "CONFIGURED")]
+
+
+def test_discover_without_listing_or_configured_list_says_what_to_do(cli, sim):
+    sim.simulator.update(list_connections=False)
+    cli("discover").assert_failed(9, "does not list its connections", "connections =")
+
+
+def test_nodes_are_chosen_by_section(write_config, cli):
+    path = write_config(section="prod")
+    assert cli("--node", "prod", "outgoing", config_path=path).stdout == "20\n"
+    cli("outgoing", config_path=path).assert_failed(3, "no section [default]", "[prod]")
+
+
+def test_config_from_environment_variable(config, sim):
+    ran = console("incoming", env={"ZABBIX_EXALATE_CONFIG": config})
+    assert (ran.code, ran.stdout, ran.stderr) == (0, "3\n", "")
+
+
+def test_console_script_and_python_module_agree(config):
+    import subprocess
+    ran = console("--config", config, "sync-requests", "AllContent")
+    module = subprocess.run(python_command() + ["--config", config, "sync-requests", "AllContent"],
+                            capture_output=True, text=True, timeout=30)
+    assert ran.stdout == module.stdout == "1\n"
+    assert ran.stderr == module.stderr == ""
+
+
+def test_ping_is_one_for_a_healthy_node(cli):
+    assert (cli("ping").stdout, cli("ping").code) == ("1\n", 0)
+
+
+def test_ping_is_zero_with_the_reason_on_stderr_when_the_node_is_down(cli, sim):
+    sim.stop()
+    ran = cli("ping")
+    assert (ran.code, ran.stdout) == (0, "0\n")
+    assert "cannot connect" in ran.stderr and "refused" in ran.stderr
+
+
+def test_ping_is_zero_when_credentials_are_refused(write_config, cli):
+    ran = cli("ping", config_path=write_config(password="wrong-password"))
+    assert (ran.code, ran.stdout) == (0, "0\n")
+    assert "HTTP 401" in ran.stderr
+
+
+def test_ping_is_zero_without_configuration(cli, tmp_path):
+    ran = cli("ping", config_path=str(tmp_path / "missing.conf"))
+    assert (ran.code, ran.stdout) == (0, "0\n")
+    assert "does not exist" in ran.stderr
+
+
+def test_ping_can_use_another_check(write_config, cli, sim):
+    path = write_config(ping_check="errors")
+    before = len(sim.simulator.requests)
+    assert cli("ping", config_path=path).stdout == "1\n"
+    assert [r[1] for r in list(sim.simulator.requests)[before:]] == ["/rest/issuehub/4.0/cmonitor"]
+
+
+def test_customer_monitor_on_its_own_url_with_its_own_credentials(write_config, sim, cli):
+    sim.simulator.update(credentials={**BASE_SCENARIO["credentials"], "monitor_user": "cm",
+                                      "monitor_password": "cm-pa55-word"})
+    path = write_config(monitor_url=sim.url + "/rest/issuehub/4.0/cmonitor", monitor_user="cm",
+                        monitor_password="cm-pa55-word", user=None, password=None)
+    ran = cli("errors", config_path=path)
+    assert ran.stdout == "7\n"
+    assert "cm-pa55-word" not in ran.stderr
+    assert list(sim.simulator.requests)[-1][2] == "basic"

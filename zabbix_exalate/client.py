@@ -1,0 +1,292 @@
+"""Talks to one Exalate node over HTTP and turns every way a request can fail into one CheckError."""
+import json
+import time
+from typing import Callable, List, Optional
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from .auth import Authenticator, Credential, TokenCache
+from .config import NodeConfig
+from .errors import (AuthError, BadResponse, CheckTimeout, ConfigError, ConnectionNotFound,
+                     ServerError, Unreachable)
+from .metrics import AUTHENTICATE_PATH, CONNECTIONS_PATH, QUEUE, RELATION, Metric
+from .names import key_form, printable
+from . import jsonstream
+
+API_ROOT = "/rest/issuehub/"
+SMALL_BODY = 1 << 20       # error texts and login answers: read no more than this
+CONNECTIONS_BODY = 64 << 20  # the connection list is parsed whole: refuse anything absurd
+USER_AGENT = "zabbix-exalate"
+
+
+class Deadline:
+    """The whole check's time budget, shared by connecting, logging in and reading."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.end = clock() + seconds
+
+    def remaining(self) -> float:
+        left = self.end - self.clock()
+        if left <= 0:
+            raise CheckTimeout(f"no complete answer within the timeout of {self.seconds:g} s")
+        return left
+
+
+class _Body:
+    """The response body as a file for the streaming parser, minding the deadline between reads."""
+
+    def __init__(self, response: requests.Response, deadline: Deadline):
+        self.raw = response.raw
+        self.raw.decode_content = True
+        self.deadline = deadline
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.deadline.remaining()
+        try:
+            data = self.raw.read(size)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise CheckTimeout(f"the node stopped sending within the timeout of {self.deadline.seconds:g} s, "
+                               f"after {self.bytes_read} bytes") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            announced = self.raw.headers.get("Content-Length")
+            size = f" of the {announced} bytes announced" if announced else ""
+            raise BadResponse(f"the answer was cut off before its end{size}: the node or a proxy "
+                              f"closed the connection mid-way") from None
+        self.bytes_read += len(data)
+        return data
+
+
+class Node:
+    """One configured Exalate node. Constructing it does no I/O."""
+
+    def __init__(self, cfg: NodeConfig, deadline: Deadline, session: Optional[requests.Session] = None,
+                 cache: Optional[TokenCache] = None):
+        self.cfg = cfg
+        self.deadline = deadline
+        self.session = session or requests.Session()
+        self.auth = Authenticator(cfg, cache or TokenCache.for_config(cfg), self._login)
+
+    # -- the checks ---------------------------------------------------------------------------
+
+    def value(self, metric: Metric, connection: Optional[str] = None, reason: Optional[str] = None) -> int:
+        url = self.url_for(metric, connection)
+        what = f"the answer of {self._show(url)}"
+        with self._get(url, metric.api, connection) as response:
+            body = _Body(response, self.deadline)
+            if metric.field:
+                return jsonstream.read_number(body, metric.field, what)
+            return jsonstream.count_elements(body, what, metric.reason_field, reason)
+
+    def connections(self) -> List[dict]:
+        """The node's connections as [{"name", "id", "status", "remote"}]; the configured list if it cannot say."""
+        url = self.cfg.url + API_ROOT + CONNECTIONS_PATH
+        with self._get(url, QUEUE, None, missing_ok=True) as response:
+            if response.status_code == 404:
+                return self._configured_connections(url)
+            data = self._json(response, url, CONNECTIONS_BODY)
+        results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            raise BadResponse(f"the answer of {self._show(url)} has no list of connections (no 'results' array)")
+        found = []
+        for entry in results:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name:  # a nameless entry cannot be queried: skip it
+                found.append({"name": name, "id": entry.get("id"), "status": entry.get("status"),
+                              "remote": (entry.get("communication") or {}).get("remoteUrl")
+                              if isinstance(entry.get("communication"), dict) else None})
+        return found
+
+    def url_for(self, metric: Metric, connection: Optional[str] = None) -> str:
+        if metric.api == "monitor" and self.cfg.monitor_url:
+            return self.cfg.monitor_url
+        path = metric.path
+        if metric.per_connection:
+            if not connection:
+                raise ConfigError(f"{metric.command} needs a connection name")
+            # One percent-encoded segment: "/" and ".." in a name never leave the connection's path.
+            path = path.replace("{connection}", key_form(connection))
+        return self.cfg.url + API_ROOT + path
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _configured_connections(self, url) -> List[dict]:
+        if not self.cfg.connections:
+            raise BadResponse(f"this node does not list its connections ({self._show(url)} answered HTTP 404): "
+                              f"list them in [{self.cfg.name}] of {self.cfg.source} as connections = "
+                              f"one name a line")
+        return [{"name": n, "id": None, "status": "CONFIGURED", "remote": None} for n in self.cfg.connections]
+
+    def _get(self, url: str, api: str, connection: Optional[str], missing_ok: bool = False) -> requests.Response:
+        credential = self.auth.credential(api)
+        response = self._send("GET", url, credential)
+        if response.status_code in (401, 403) and credential.renewable:
+            # A cached token may have expired or been revoked early: get a fresh one, once.
+            response.close()
+            self.auth.forget()
+            credential = self.auth.credential(api)
+            response = self._send("GET", url, credential)
+        try:
+            self._raise_for_status(response, url, credential, connection, missing_ok)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def _send(self, method: str, url: str, credential: Credential, **kwargs) -> requests.Response:
+        cfg = self.cfg
+        timeout = self.deadline.remaining()
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **credential.headers}
+        try:
+            return self.session.request(
+                method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
+                stream=True, allow_redirects=False, verify=cfg.verify,
+                cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+                proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
+        except requests.exceptions.Timeout:
+            raise CheckTimeout(f"{self._show(url)} did not answer within the timeout of "
+                               f"{self.deadline.seconds:g} s: is the node overloaded? raise timeout if it is just slow") from None
+        except requests.exceptions.SSLError as exc:
+            raise Unreachable(f"TLS with {self._host(url)} failed ({_tls_reason(exc)}): "
+                              f"if the node uses a private CA, set verify = /path/to/ca.pem") from None
+        except requests.exceptions.ProxyError:
+            raise Unreachable(f"the proxy refused or failed the request to {self._host(url)}: check proxy settings") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise Unreachable(f"cannot connect to {self._host(url)}: {_connect_reason(exc)}") from None
+        except requests.exceptions.InvalidURL:
+            raise ConfigError(f"the url {self._show(url)} in [{cfg.name}] of {cfg.source} is not valid") from None
+        except (OSError, requests.exceptions.RequestException) as exc:
+            raise Unreachable(f"request to {self._host(url)} failed: {type(exc).__name__}") from None
+
+    def _raise_for_status(self, response, url, credential, connection, missing_ok):
+        status = response.status_code
+        shown = self._show(url)
+        if status == 200:
+            self._refuse_html(response, url)
+            return
+        if status == 404 and missing_ok:
+            return
+        if status == 400 and connection is not None:
+            text = self._text(response)
+            if "not found" in text.lower():
+                raise ConnectionNotFound(
+                    f"connection '{printable(connection)}' not found on {self._host(url)}: it may have been removed "
+                    f"or renamed on the other side; check the connection in Exalate and rediscover")
+            raise BadResponse(f"{shown} refused the request (HTTP 400): {_first_line(text)}")
+        if status in (401, 403):
+            what = "were rejected" if status == 401 else "were not accepted (not authenticated or not allowed)"
+            raise AuthError(f"{shown} answered HTTP {status}: the credentials {what}; used {credential.label}")
+        if 300 <= status < 400:
+            target = response.headers.get("Location", "?")
+            if "login" in target.lower():
+                raise BadResponse(f"{shown} redirected to a login page ({target}): the credentials were not "
+                                  f"accepted or url points to a web UI")
+            raise BadResponse(f"{shown} redirected (HTTP {status}) to {target}: set url to the address it redirects to")
+        if status >= 500:
+            raise ServerError(f"{shown} answered HTTP {status} {response.reason or ''}".rstrip()
+                              + ": the node has a problem; see the Exalate/Jira log on the node")
+        if status == 404:
+            raise BadResponse(f"{shown} does not exist (HTTP 404): check url (the node's base URL) and that "
+                              f"this Exalate version has this endpoint")
+        raise BadResponse(f"{shown} answered HTTP {status} {response.reason or ''}".rstrip()
+                          + f": {_first_line(self._text(response))}")
+
+    def _refuse_html(self, response, url):
+        ctype = response.headers.get("Content-Type", "").lower()
+        if "html" in ctype:
+            raise BadResponse(f"{self._show(url)} answered with an HTML page instead of JSON (a login page or a "
+                              f"proxy's error page?): check url and the credentials")
+
+    def _text(self, response) -> str:
+        data = b""
+        for chunk in response.iter_content(8192):
+            data += chunk
+            if len(data) >= 4096:  # the 400 text is one sentence: no need to read more
+                break
+        return data.decode("utf-8", "replace").strip()
+
+    def _json(self, response, url, limit):
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                self.deadline.remaining()
+                data += chunk
+                if len(data) > limit:
+                    raise BadResponse(f"the answer of {self._show(url)} is larger than {limit >> 20} MB")
+        except requests.exceptions.RequestException:
+            raise BadResponse(f"the answer of {self._show(url)} was cut off after {len(data)} bytes") from None
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise BadResponse(f"the answer of {self._show(url)} is not valid JSON ({exc})") from None
+
+    def _login(self, cfg: NodeConfig) -> str:
+        url = cfg.url + API_ROOT + AUTHENTICATE_PATH
+        credential = Credential(f"login_password in [{cfg.name}]", {})
+        body = {"authProtocol": "basic", "user": cfg.login_user, "password": cfg.login_password}
+        with self._send("POST", url, credential, json=body) as response:
+            if response.status_code in (401, 403):
+                raise AuthError(f"logging in at {self._show(url)} failed (HTTP {response.status_code}): "
+                                f"check login_user and login_password in [{cfg.name}]")
+            self._raise_for_status(response, url, credential, None, False)
+            token = response.headers.get("X-Exalate-Jwt") or _token_in(self._text(response))
+        if not token:
+            raise BadResponse(f"logging in at {self._show(url)} returned no token (neither an X-Exalate-Jwt "
+                              f"header nor a token in the body)")
+        return token
+
+    def _show(self, url: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"  # never the query: it could carry a secret
+
+    def _host(self, url: str) -> str:
+        parts = urlsplit(url)
+        return parts.netloc
+
+
+def _token_in(text: str) -> Optional[str]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = text
+    if isinstance(data, dict):
+        data = next((data[k] for k in ("token", "jwt", "accessToken", "access_token") if isinstance(data.get(k), str)), None)
+    if isinstance(data, str) and data.count(".") == 2 and " " not in data:
+        return data
+    return None
+
+
+def _first_line(text: str) -> str:
+    line = text.splitlines()[0] if text else "(empty body)"
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "its certificate is not trusted"
+    if "WRONG_VERSION_NUMBER" in text:
+        return "it does not speak TLS on that port: is the url http://?"
+    if "hostname" in text.lower() and "match" in text.lower():
+        return "the certificate is for another host name"
+    return "handshake failed"
+
+
+def _connect_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "Name or service not known" in text or "NameResolutionError" in text or "nodename nor servname" in text \
+            or "Temporary failure in name resolution" in text:
+        return "the host name does not resolve (DNS): check url"
+    if "Connection refused" in text:
+        return "connection refused: nothing listens on that port, or the node is down"
+    if "No route to host" in text or "Network is unreachable" in text:
+        return "no route to the host: check the network and firewall"
+    if "timed out" in text:
+        return "the connection timed out"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the node closed the connection without answering"
+    return "the connection failed"

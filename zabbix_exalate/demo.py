@@ -1,0 +1,89 @@
+"""The demo: the bundled sample node, simulated on loopback, seen through every check."""
+import os
+import tempfile
+from typing import List, Tuple
+
+from .checks import discovery, measure, ping
+from .client import Deadline, Node
+from .config import load_node
+from .errors import CheckError
+from .metrics import CONNECTION_METRICS, NODE_METRICS
+from .simulator import Simulator, SimulatorServer, sample_scenario_path
+
+# What the demo shows going wrong, once the healthy picture is printed.
+FAULTS = (
+    ("the node's database is down", {"path": "4.0/cmonitor", "status": 503}, "errors", None),
+    ("a proxy answers with its login page", {"path": "4.0/syncevents", "html": True}, "outgoing", None),
+    ("the node is too slow", {"path": "4.0/syncrequests", "delay": 1.5}, "incoming", None),
+    ("a body cut off mid-way", {"path": "2.4/relations/AllContent/syncevents/syncrequests", "truncate": True},
+     "sync-requests", "AllContent"),
+)
+
+
+def run_demo() -> str:
+    simulator = Simulator(sample_scenario_path())
+    with SimulatorServer(simulator) as server, tempfile.TemporaryDirectory(prefix="zabbix-exalate-demo-") as tmp:
+        path = os.path.join(tmp, "zabbix_exalate.conf")
+        server.write_config(path, "demo")
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"token_cache = {tmp}\ntimeout = 1\n")
+        cfg, _ = load_node(path, "demo")
+
+        def node() -> Node:
+            return Node(cfg, Deadline(cfg.timeout))
+
+        out = [f"Exalate node simulated at {server.url} ({simulator.scenario.get('description', 'sample scenario')})",
+               f"Configuration: section [demo] of a temporary file (mode 0600), as in /etc/zabbix/zabbix_exalate.conf",
+               "", "Node checks"]
+        value, why = ping(node())
+        rows = [("ping", "Node reachable", str(value))]
+        rows += [(m.command, m.title, _try(lambda m=m: measure(node(), m.command))) for m in NODE_METRICS]
+        out += _table(("command", "what", "value"), rows)
+
+        connections = discovery(node())
+        out += ["", f"Connections found by discover: {len(connections)}"]
+        header = ("connection", "status") + tuple(m.command for m in CONNECTION_METRICS)
+        table, failures = [], []
+        for row in connections:
+            cells = []
+            for metric in CONNECTION_METRICS:
+                try:
+                    cells.append(str(measure(node(), metric.command, row["{#CONNECTION.KEY}"])))
+                except CheckError as exc:
+                    cells.append(f"exit {exc.exit_code}")
+                    failures.append((f"{metric.command} {row['{#CONNECTION}']!r}", exc.message))
+            table.append((row["{#CONNECTION}"], row["{#CONNECTION.STATUS}"], *cells))
+        out += _table(header, table)
+        reason = "NO_ISSUE_TO_CONNECT_TO"
+        out += ["", f"Failed syncs of 'ADO <> Jira Prod' with errorReason {reason}: "
+                    f"{_try(lambda: measure(node(), 'error-responses', 'ADO <> Jira Prod', reason))}"]
+        seen = set()
+        out += ["", "Checks that could not tell print no number; this is what Zabbix shows as the reason:"]
+        for what, message in failures:
+            if message not in seen:
+                seen.add(message)
+                out.append(f"  {what}: {message}")
+
+        out += ["", "When things go wrong (faults injected into the simulator):"]
+        for title, fault, command, connection in FAULTS:
+            simulator.update(faults=[fault])
+            out.append(f"  {title}: {command} -> {_try(lambda: measure(node(), command, connection))}")
+        simulator.update(faults=[])
+        out += ["", "Try it by hand:",
+                "  zabbix-exalate simulate --port 8080 --write-config ./demo.conf      # in one terminal",
+                "  zabbix-exalate --config ./demo.conf discover                        # in another",
+                "  zabbix-exalate --config ./demo.conf sync-requests 'ADO <> Jira Prod'"]
+    return "\n".join(out)
+
+
+def _try(run) -> str:
+    try:
+        return str(run())
+    except CheckError as exc:
+        return f"no value (exit {exc.exit_code}): {exc.message}"
+
+
+def _table(header: Tuple[str, ...], rows: List[Tuple[str, ...]]) -> List[str]:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    line = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return [line(header)] + [line(r) for r in rows]

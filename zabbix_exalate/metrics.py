@@ -1,0 +1,59 @@
+"""The one list of what zabbix-exalate measures: each check's command, endpoint and Zabbix key."""
+from dataclasses import dataclass
+from typing import Optional
+
+# Which credentials and base URL a request uses (see auth.py).
+MONITOR = "monitor"    # the customer monitor, 4.0/cmonitor (may live on monitor_url)
+QUEUE = "queue"        # the node's 4.0 API (Jira basic auth or the JWT)
+RELATION = "relation"  # the 2.4 per-connection API (the JWT, else basic auth)
+
+
+@dataclass(frozen=True)
+class Metric:
+    command: str                 # CLI command, e.g. "sync-requests"
+    path: str                    # under {url}/rest/issuehub/; {connection} is one path segment
+    api: str                     # MONITOR, QUEUE or RELATION
+    field: Optional[str]         # a number in a JSON object; None: count the JSON array's elements
+    title: str                   # what the number is, in the operator's words
+    reason_field: Optional[str] = None  # for --reason: which field of each element holds it
+
+    @property
+    def per_connection(self) -> bool:
+        return "{connection}" in self.path
+
+    @property
+    def key(self) -> str:
+        """The Zabbix item key (without parameters)."""
+        return "exalate." + self.command.replace("-", "_")
+
+
+METRICS = (
+    Metric("errors", "4.0/cmonitor", MONITOR, "numErrors",
+           "Errors reported by the customer monitor"),
+    Metric("outgoing", "4.0/syncevents?limit=0", QUEUE, "total",
+           "Outgoing sync transactions queued"),
+    Metric("incoming", "4.0/syncrequests?limit=0", QUEUE, "total",
+           "Incoming sync requests queued"),
+    Metric("sync-requests", "2.4/relations/{connection}/syncevents/syncrequests", RELATION, None,
+           "Sync requests ready to be received"),
+    Metric("blob-requests", "2.4/relations/{connection}/syncevents/blobrequests", RELATION, None,
+           "Attachment requests ready to be received"),
+    Metric("sync-responses", "2.4/relations/{connection}/syncrequests/syncresponses", RELATION, None,
+           "Responses to submitted sync requests"),
+    Metric("blob-responses", "2.4/relations/{connection}/syncrequests/blobresponses", RELATION, None,
+           "Responses to submitted attachment requests"),
+    Metric("error-responses", "2.4/relations/{connection}/syncrequests/errorresponses", RELATION, None,
+           "Failed sync requests", reason_field="errorReason"),
+    Metric("blob-error-responses", "2.4/relations/{connection}/syncrequests/bloberrorresponses",
+           RELATION, None, "Failed attachment syncs", reason_field="blobErrorReason"),
+)
+
+BY_COMMAND = {m.command: m for m in METRICS}
+NODE_METRICS = tuple(m for m in METRICS if not m.per_connection)
+CONNECTION_METRICS = tuple(m for m in METRICS if m.per_connection)
+
+# The two items that are not a number read from one endpoint.
+PING_KEY = "exalate.ping"
+DISCOVERY_KEY = "exalate.discovery"
+CONNECTIONS_PATH = "4.0/connections"
+AUTHENTICATE_PATH = "4.0/authenticate"
