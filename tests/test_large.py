@@ -1,8 +1,6 @@
 """A backlog of 200 MB is counted streaming, in bounded memory, through the console script."""
-import os
-import subprocess
-
 from conftest import Run
+from measure import run_measured
 
 
 def test_200_mb_backlog_is_counted_in_bounded_memory(write_config, sim):
@@ -10,16 +8,8 @@ def test_200_mb_backlog_is_counted_in_bounded_memory(write_config, sim):
     sim.simulator.update(connections=[{"name": "Stuck", "queues": {"sync-requests": count},
                                        "payload_bytes": payload}])
     config = write_config(timeout="60")
-    proc = subprocess.Popen(["zabbix-exalate", "--config", config, "sync-requests", "Stuck"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait4 rather than wait: it gives this child's own peak memory (the output is too small to block).
-    _, status, usage = os.wait4(proc.pid, 0)
-    ran = Run(os.waitstatus_to_exitcode(status), proc.stdout.read(), proc.stderr.read())
-    proc.stdout.close()
-    proc.stderr.close()
-    proc.returncode = ran.code
+    code, out, err, _, peak_mb = run_measured(["zabbix-exalate", "--config", config, "sync-requests", "Stuck"])
+    ran = Run(code, out, err)
     assert (ran.code, ran.stdout, ran.stderr) == (0, f"{count}\n", ""), ran
-    _, raw_path, _ = sim.simulator.requests[-1]
-    assert raw_path.endswith("/Stuck/syncevents/syncrequests")
-    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    assert sim.simulator.requests[-1][1].endswith("/Stuck/syncevents/syncrequests")
     assert peak_mb < 100, f"peak memory {peak_mb:.0f} MB for a {count * payload / 1e6:.0f} MB body"

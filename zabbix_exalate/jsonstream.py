@@ -8,7 +8,7 @@ from .errors import BadResponse
 
 def _events(body: BinaryIO, what: str):
     try:
-        yield from ijson.basic_parse(body, buf_size=64 * 1024)
+        yield from ijson.basic_parse(body, buf_size=256 * 1024)
     except ijson.JSONError as exc:
         detail = " ".join(str(exc).split())[:120]
         raise BadResponse(f"{what} is not valid JSON ({detail}) after {getattr(body, 'bytes_read', '?')} bytes") from None
