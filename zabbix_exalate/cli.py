@@ -179,3 +179,49 @@ def demo():
     """Start the simulator on a free loopback port and run discovery and every check against it."""
     from .demo import run_demo
     click.echo(run_demo())
+
+
+@main.group()
+def zabbix():
+    """Set Zabbix up through its API (URL and login from ZABBIX_URL, ZABBIX_TOKEN or ZABBIX_USER and
+    ZABBIX_PASSWORD, else the [zabbix] section of the configuration file)."""
+
+
+def _zabbix_call(settings: Settings, action: Callable) -> str:
+    from .config import config_path
+    from .zabbix_api import Zabbix, zabbix_settings
+    try:
+        found = zabbix_settings(config_path(settings.config))
+        settings.secrets = [s for s in found.secrets() if len(s) >= 3]
+        return action(Zabbix(found))
+    except CheckError as exc:
+        _fail(settings, exc.message, exc.exit_code)
+
+
+@zabbix.command("import-template")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def import_template(settings: Settings, file: Optional[str]):
+    """Import the bundled "Exalate by Zabbix agent" template (or FILE). Safe to run again."""
+    from .template import template_xml
+    if file:
+        with open(file, encoding="utf-8") as handle:
+            source = handle.read()
+    else:
+        source = template_xml()
+    _zabbix_call(settings, lambda api: api.import_template(source))
+    click.echo(f"imported {file or 'the Exalate by Zabbix agent template'}")
+
+
+@zabbix.command("add-host")
+@click.argument("hostname")
+@click.option("--agent-address", default="127.0.0.1", show_default=True, help="IP address or DNS name of its agent.")
+@click.option("--agent-port", default=10050, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--node", "node_name", default=None, help="{$EXALATE.NODE}: the configuration section the agent "
+              "uses [default: the global --node, else default].")
+@click.option("--group", default="Exalate", show_default=True, help="Host group (created if missing).")
+@click.pass_obj
+def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group):
+    """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
+    node = node_name or settings.node or "default"
+    click.echo(_zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group)))
