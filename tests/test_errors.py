@@ -114,7 +114,7 @@ def test_tls_to_a_plain_http_port(write_config, cli, sim):
     ({"path": "2.4/*", "body": "{\"results\": []}"}, "sync-requests", ["a JSON object", "array"]),
     ({"path": "2.4/*", "body": "[1, 2"}, "sync-requests", ["not valid JSON"]),
     ({"path": "2.4/*", "body": ""}, "sync-requests", ["not valid JSON"]),
-    ({"path": "2.4/*", "body": "<html>login</html>"}, "sync-requests", ["not valid JSON"]),
+    ({"path": "2.4/*", "body": "  <html>login</html>"}, "sync-requests", ["HTML page, not JSON"]),
     ({"path": "4.0/cmonitor", "body": "{\"numErrors\": \"many\"}"}, "errors", ["'numErrors'", "not a count"]),
     ({"path": "4.0/cmonitor", "body": "{\"numErrors\": -1}"}, "errors", ["not a count"]),
     ({"path": "4.0/cmonitor", "body": "{\"numErrors\": 2.5}"}, "errors", ["not a count"]),

@@ -44,6 +44,7 @@ class _Body:
         self.raw.decode_content = True
         self.deadline = deadline
         self.bytes_read = 0
+        self.head = b""  # the first bytes, to name what came instead of JSON
 
     def read(self, size: int = -1) -> bytes:
         self.deadline.remaining()
@@ -57,6 +58,8 @@ class _Body:
             size = f" of the {announced} bytes announced" if announced else ""
             raise BadResponse(f"the answer was cut off before its end{size}: the node or a proxy "
                               f"closed the connection mid-way") from None
+        if not self.bytes_read:
+            self.head = data[:64].lstrip()
         self.bytes_read += len(data)
         return data
 

@@ -10,6 +10,9 @@ def _events(body: BinaryIO, what: str):
     try:
         yield from ijson.basic_parse(body, buf_size=256 * 1024)
     except ijson.JSONError as exc:
+        if getattr(body, "head", b"").startswith(b"<"):
+            raise BadResponse(f"{what} is an HTML page, not JSON (a login or error page?): check url "
+                              f"and the credentials") from None
         detail = " ".join(str(exc).split())[:120]
         raise BadResponse(f"{what} is not valid JSON ({detail}) after {getattr(body, 'bytes_read', '?')} bytes") from None
 
