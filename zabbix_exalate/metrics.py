@@ -15,6 +15,7 @@ class Metric:
     api: str                     # MONITOR, QUEUE or RELATION
     field: Optional[str]         # a number in a JSON object; None: count the JSON array's elements
     title: str                   # what the number is, in the operator's words
+    description: str             # what it means when it grows (the template's item description)
     reason_field: Optional[str] = None  # for --reason: which field of each element holds it
 
     @property
@@ -29,23 +30,38 @@ class Metric:
 
 METRICS = (
     Metric("errors", "4.0/cmonitor", MONITOR, "numErrors",
-           "Errors reported by the customer monitor"),
+           "Errors reported by the customer monitor",
+           "Errors the node reports (numErrors of the customer monitor). Each one holds up the issues it "
+           "concerns until someone resolves it in the Exalate console (Errors tab)."),
     Metric("outgoing", "4.0/syncevents?limit=0", QUEUE, "total",
-           "Outgoing sync transactions queued"),
+           "Outgoing sync transactions queued",
+           "Sync events of all connections waiting to be sent to the other side. It grows when a remote "
+           "node is down or slow, or a connection is deactivated."),
     Metric("incoming", "4.0/syncrequests?limit=0", QUEUE, "total",
-           "Incoming sync requests queued"),
+           "Incoming sync requests queued",
+           "Sync requests from the other sides waiting to be applied on this node. It grows when this node "
+           "cannot keep up or its incoming sync rules fail."),
     Metric("sync-requests", "2.4/relations/{connection}/syncevents/syncrequests", RELATION, None,
-           "Sync requests ready to be received"),
+           "Sync requests ready to be received",
+           "Changes of this connection waiting for the other side to fetch them: the connection's backlog. "
+           "A queue that stays high means the other side has stopped picking changes up."),
     Metric("blob-requests", "2.4/relations/{connection}/syncevents/blobrequests", RELATION, None,
-           "Attachment requests ready to be received"),
+           "Attachment requests ready to be received",
+           "Attachments of this connection waiting for the other side to fetch them."),
     Metric("sync-responses", "2.4/relations/{connection}/syncrequests/syncresponses", RELATION, None,
-           "Responses to submitted sync requests"),
+           "Responses to submitted sync requests",
+           "Answers from the other side to the changes this node sent, not yet processed here."),
     Metric("blob-responses", "2.4/relations/{connection}/syncrequests/blobresponses", RELATION, None,
-           "Responses to submitted attachment requests"),
+           "Responses to submitted attachment requests",
+           "Answers from the other side to the attachments this node sent, not yet processed here."),
     Metric("error-responses", "2.4/relations/{connection}/syncrequests/errorresponses", RELATION, None,
-           "Failed sync requests", reason_field="errorReason"),
-    Metric("blob-error-responses", "2.4/relations/{connection}/syncrequests/bloberrorresponses",
-           RELATION, None, "Failed attachment syncs", reason_field="blobErrorReason"),
+           "Failed sync requests",
+           "Changes the other side failed to apply (errorReason, message): those issues stay out of sync "
+           "until the error is resolved.", reason_field="errorReason"),
+    Metric("blob-error-responses", "2.4/relations/{connection}/syncrequests/bloberrorresponses", RELATION, None,
+           "Failed attachment syncs",
+           "Attachments the other side failed to store (blobErrorReason, e.g. CHECKSUM_MISMATCH).",
+           reason_field="blobErrorReason"),
 )
 
 BY_COMMAND = {m.command: m for m in METRICS}
