@@ -120,6 +120,9 @@ def test_tls_to_a_plain_http_port(write_config, cli, sim):
     ({"path": "4.0/cmonitor", "body": "{\"numErrors\": 2.5}"}, "errors", ["not a count"]),
     ({"path": "4.0/cmonitor", "body": "{}"}, "errors", ["no 'numErrors'"]),
     ({"path": "4.0/cmonitor", "body": "[]"}, "errors", ["JSON array", "object"]),
+    # A number followed by garbage proves nothing: the whole body must be JSON.
+    ({"path": "4.0/syncevents", "body": "{\"limit\":0,\"total\":20 \"results\":[]}"}, "outgoing", ["not valid JSON"]),
+    ({"path": "4.0/cmonitor", "body": "{\"numErrors\":0 \"extra\":1"}, "errors", ["not valid JSON"]),
     ({"path": "4.0/syncevents", "redirect": "/login.jsp?os_destination=x"}, "outgoing", ["login page"]),
     ({"path": "4.0/syncevents", "redirect": "https://elsewhere.example/"}, "outgoing", ["redirected", "elsewhere"]),
 ])

@@ -111,6 +111,11 @@ class Node:
         if metric.per_connection:
             if not connection:
                 raise ConfigError(f"{metric.command} needs a connection name")
+            if connection in (".", ".."):
+                # HTTP clients and servers resolve "." and ".." (even as %2E) as navigation: the request would
+                # reach another endpoint. Refuse rather than count something else.
+                raise ConfigError(f"a connection named {connection!r} cannot be checked: URLs read it as "
+                                  f"path navigation, not as a name; rename the connection in Exalate")
             # One percent-encoded segment: "/" and ".." in a name never leave the connection's path.
             path = path.replace("{connection}", key_form(connection))
         return self.cfg.url + API_ROOT + path

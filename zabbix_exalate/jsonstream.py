@@ -56,6 +56,9 @@ def read_number(body: BinaryIO, field: str, what: str) -> int:
         raise BadResponse(f"{what} is {_describe(first)} where the API promises a JSON object with {field!r}")
     depth = 1
     key = None
+    found = None
+    # Read to the end even once the field is found: a body that is not valid JSON as a whole is no
+    # proof of anything, and the parser streams whatever a server ignoring limit=0 sends along.
     for event, value in events:
         if depth == 1 and event == "map_key":
             key = value
@@ -63,14 +66,15 @@ def read_number(body: BinaryIO, field: str, what: str) -> int:
         if depth == 1 and key == field:
             if event != "number" or int(value) != value or value < 0:
                 raise BadResponse(f"{what} has {field!r} = {_short(value)}, not a count")
-            # The rest (events that a server ignoring limit=0 sends along) is not needed.
-            return int(value)
+            found = int(value)
         if event in ("start_map", "start_array"):
             depth += 1
         elif event in ("end_map", "end_array"):
             depth -= 1
         key = None
-    raise BadResponse(f"{what} has no {field!r} field")
+    if found is None:
+        raise BadResponse(f"{what} has no {field!r} field")
+    return found
 
 
 def _describe(event) -> str:

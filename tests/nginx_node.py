@@ -1,0 +1,205 @@
+"""A real nginx on a loopback port that serves the seed bodies under /jira the way an Exalate node answers."""
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+SEED = Path(__file__).parent / "fixtures" / "seed"
+BASE_PATH = "/jira"  # a Jira base URL with a context path, as in the seed's examples
+REMOVED = "Connection `{}` not found. Seems like it was removed on the Destination side."
+
+# Placeholders are @NAME@: nginx's own syntax is full of braces and dollars.
+CONF = r"""
+daemon off;
+@USER@
+worker_processes 1;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log warn;
+events { worker_connections 64; }
+
+http {
+    # Distro builds point these at /var/lib/nginx, which a non-root run cannot create.
+    client_body_temp_path @DIR@/tmp/body;
+    proxy_temp_path @DIR@/tmp/proxy;
+    fastcgi_temp_path @DIR@/tmp/fastcgi;
+    uwsgi_temp_path @DIR@/tmp/uwsgi;
+    scgi_temp_path @DIR@/tmp/scgi;
+
+    # Bodies are files without extension: all JSON, like Jira's "application/json;charset=UTF-8".
+    types { }
+    default_type application/json;
+    charset utf-8;
+    charset_types application/json text/plain;
+    server_tokens off;
+
+    map_hash_bucket_size 512;  # a JWT is a longer map key than the default bucket holds
+
+    # The connection exactly as the client sent it: one percent-encoded path segment. The seed
+    # directories are named by it, so a client that encodes a name differently finds nothing.
+    map $request_uri $relation_dir {
+        "~^@BASE@/rest/issuehub/2\.4/relations/(?<raw_relation>[^/?]+)/" $raw_relation;
+        default "";
+    }
+    # The 2.4 API only knows its JWT header: nginx can but compare it with the one valid token.
+    map $http_x_exalate_jwt $jwt_check {
+        ""          missing;
+        "@TOKEN@"   valid;
+        default     wrong;
+    }
+
+    log_format exalate '$request_method $request_uri $status $remote_user $jwt_check';
+    access_log @DIR@/access.log exalate;
+
+    server {
+        listen 127.0.0.1:@PORT@;
+        root "@SEED@";
+
+        location / {
+            return 404 '{"message": "null for uri"}';
+        }
+
+        # 4.0: Jira basic auth, as the Jira on-premise documentation shows (curl --user).
+        location ~ ^@BASE@/rest/issuehub/4\.0/(cmonitor|syncevents|syncrequests|connections)$ {
+            auth_basic "Jira";
+            auth_basic_user_file @DIR@/htpasswd;
+            try_files $uri =404;
+        }
+
+        # 2.4: the JWT, then the connection ($relation is the decoded name, for the 400 text).
+        location ~ ^@BASE@/rest/issuehub/2\.4/relations/(?<relation>[^/]+)/(?<queue>syncevents/(?:syncrequests|blobrequests)|syncrequests/(?:syncresponses|blobresponses|errorresponses|bloberrorresponses))$ {
+            if ($jwt_check = missing) {
+                return 403 '{"message": "not authenticated"}';
+            }
+            if ($jwt_check = wrong) {
+                return 401 '{"message": "invalid token"}';
+            }
+            try_files @BASE@/rest/issuehub/2.4/relations/$relation_dir/$queue @removed;
+        }
+
+        location @removed {
+            default_type text/plain;
+            return 400 "@REMOVED@";
+        }
+    }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ssha(password: str) -> str:
+    """An htpasswd {SSHA} entry, a scheme nginx reads: no plain password on disk, no htpasswd tool needed."""
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return "{SSHA}" + base64.b64encode(digest + salt).decode()
+
+
+class NginxNode:
+    """nginx serving tests/fixtures/seed, started in `workdir`; its url is a node url for our configuration."""
+
+    def __init__(self, workdir: Path, user: str, password: str, token: str):
+        self.dir = Path(workdir)
+        self.user, self.password, self.token = user, password, token
+        self.port = 0
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{BASE_PATH}"
+
+    def _write_config(self) -> Path:
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        (self.dir / "htpasswd").write_text(f"{self.user}:{_ssha(self.password)}\n")
+        # As root nginx would run its worker as nobody, who cannot enter pytest's 0700 tmp dirs.
+        user = f"user {_user_name()};" if os.geteuid() == 0 else ""
+        text = CONF
+        for name, value in (("USER", user), ("DIR", str(self.dir)), ("SEED", str(SEED)), ("BASE", BASE_PATH),
+                            ("PORT", str(self.port)), ("TOKEN", self.token),
+                            ("REMOVED", REMOVED.format("$relation"))):
+            text = text.replace(f"@{name}@", value)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(text)
+        return conf
+
+    def start(self, attempts: int = 3) -> "NginxNode":
+        for _ in range(attempts):  # the free port may be taken between choosing and binding it
+            self.port = _free_port()
+            conf = self._write_config()
+            stderr = open(self.dir / "stderr.log", "wb")
+            self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(conf),
+                                          "-e", str(self.dir / "error.log")],
+                                         stdout=stderr, stderr=stderr, stdin=subprocess.DEVNULL)
+            stderr.close()
+            if self._wait_until_listening():
+                return self
+            self.stop()
+        raise RuntimeError(f"nginx did not start: {self.log()}")
+
+    def _wait_until_listening(self, seconds: float = 10) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: fast shutdown of the master and its worker
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> "NginxNode":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        parts = []
+        for name in ("stderr.log", "error.log"):
+            path = self.dir / name
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def requests(self) -> List[Tuple[str, str, int, str, str]]:
+        """The access log: (method, raw request URI, status, basic auth user or "-", JWT check)."""
+        path = self.dir / "access.log"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            method, uri, status, user, jwt_check = line.split(" ")
+            rows.append((method, uri, int(status), user, jwt_check))
+        return rows
+
+    def requests_since(self, count: int, expected: int = 1, seconds: float = 2) -> list:
+        """The requests logged after the first `count`; nginx logs just after answering, so wait a moment."""
+        end = time.monotonic() + seconds
+        while True:
+            rows = self.requests()[count:]
+            if len(rows) >= expected or time.monotonic() > end:
+                return rows
+            time.sleep(0.02)
+
+
+def _user_name() -> str:
+    import pwd
+    return pwd.getpwuid(os.geteuid()).pw_name

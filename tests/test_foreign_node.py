@@ -1,0 +1,250 @@
+"""The checks against a node that is not ours: a real nginx serving the seed documents' example bodies."""
+import json
+import time
+import warnings
+
+import jwt
+import pytest
+import requests
+from click.testing import CliRunner
+
+from zabbix_exalate.cli import main
+from zabbix_exalate.metrics import METRICS
+
+from conftest import PASSWORD, SECRET, Run, assert_no_secret, console, require_binary
+from nginx_node import REMOVED, SEED, NginxNode
+
+USER = "monitor"
+
+
+def mint(secret: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyjwt warns of short HMAC keys; ours are test secrets
+        return jwt.encode({"iss": "EXALATE", "user": "zabbix", "exp": int(time.time()) + 86400}, secret,
+                          algorithm="HS256")
+
+
+# nginx can only compare the header with a fixed string: a token minted once, configured as `token`.
+TOKEN = mint(SECRET)
+OTHER_TOKEN = mint("not-the-connection-secret")
+WRONG_PASSWORD = "not-the-pa55-word"
+
+ADO = "ADO <> Jira Prod – Zürich"
+SALES = "Sales, EU"
+# Each connection as one percent-encoded path segment, written out by hand: it is what the client
+# must send, and the name of the connection's folder under tests/fixtures/seed.
+SEGMENT = {"AllContent": "AllContent",
+           ADO: "ADO%20%3C%3E%20Jira%20Prod%20%E2%80%93%20Z%C3%BCrich",
+           SALES: "Sales%2C%20EU"}
+
+# The documented endpoints (README's table), under {url}/rest/issuehub/.
+ENDPOINTS = {
+    "errors": "4.0/cmonitor",
+    "outgoing": "4.0/syncevents?limit=0",
+    "incoming": "4.0/syncrequests?limit=0",
+    "sync-requests": "2.4/relations/{}/syncevents/syncrequests",
+    "blob-requests": "2.4/relations/{}/syncevents/blobrequests",
+    "sync-responses": "2.4/relations/{}/syncrequests/syncresponses",
+    "blob-responses": "2.4/relations/{}/syncrequests/blobresponses",
+    "error-responses": "2.4/relations/{}/syncrequests/errorresponses",
+    "blob-error-responses": "2.4/relations/{}/syncrequests/bloberrorresponses",
+}
+QUEUE_COMMANDS = [c for c, path in ENDPOINTS.items() if "{}" in path]
+
+# What the bodies under tests/fixtures/seed say: numErrors, total, or the array's length.
+NODE_VALUES = {"errors": 0, "outgoing": 20, "incoming": 3}
+QUEUE_VALUES = {
+    # The seed's examples: one element each; its bloberrorresponses lacks a comma (no number).
+    "AllContent": {"sync-requests": 1, "blob-requests": 1, "sync-responses": 1, "blob-responses": 1,
+                   "error-responses": 1, "blob-error-responses": None},
+    ADO: {"sync-requests": 3, "blob-requests": 2, "sync-responses": 2, "blob-responses": 0,
+          "error-responses": 2, "blob-error-responses": 2},
+    SALES: dict.fromkeys(QUEUE_COMMANDS, 0),
+}
+COUNTED = [(c, cmd, n) for c, values in QUEUE_VALUES.items() for cmd, n in values.items() if n is not None]
+SHORT = {"AllContent": "AllContent", ADO: "ADO", SALES: "Sales"}  # for readable test ids
+
+
+def body(connection: str, command: str) -> bytes:
+    path = ENDPOINTS[command].format(SEGMENT[connection])
+    return (SEED / "jira" / "rest" / "issuehub" / path).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    require_binary("nginx")
+    with NginxNode(tmp_path_factory.mktemp("nginx"), USER, PASSWORD, TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def node_config(node, tmp_path_factory):
+    """node_config(key=value, ...) -> path of a configuration (mode 0600) for the nginx node."""
+    folder = tmp_path_factory.mktemp("config")
+
+    def write(**keys) -> str:
+        values = {"url": node.url, "user": USER, "password": PASSWORD, "token": TOKEN, "token_cache": "off", **keys}
+        path = folder / f"zabbix_exalate-{len(list(folder.iterdir()))}.conf"
+        path.write_text("[default]\n" + "".join(f"{k} = {v}\n" for k, v in values.items() if v is not None))
+        path.chmod(0o600)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def config(node_config):
+    return node_config()
+
+
+def run(config_path: str, *args: str, process: bool = False) -> Run:
+    """One check: in-process through click, or (process=True) as its own process, as the agent runs it."""
+    if process:
+        ran = console("--config", config_path, *args)
+    else:
+        result = CliRunner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
+        ran = Run(result.exit_code, result.stdout, result.stderr)
+    assert_no_secret(ran.stdout, ran.stderr)
+    for secret in (TOKEN, OTHER_TOKEN, WRONG_PASSWORD):
+        assert secret not in ran.stdout + ran.stderr
+    return ran
+
+
+def test_fixture_values_are_what_the_bodies_hold():
+    # Guards the tables above against edits of the bodies (and the bodies against the tables).
+    assert set(ENDPOINTS) == {m.command for m in METRICS}
+    for connection, command, expected in COUNTED:
+        assert len(json.loads(body(connection, command))) == expected, (connection, command)
+    with pytest.raises(ValueError):
+        json.loads(body("AllContent", "blob-error-responses"))
+
+
+@pytest.mark.parametrize("command", NODE_VALUES)
+def test_node_check_prints_the_seed_number(config, command):
+    ran = run(config, command)
+    assert (ran.code, ran.stdout, ran.stderr) == (0, f"{NODE_VALUES[command]}\n", "")
+
+
+@pytest.mark.parametrize("connection, command, expected", COUNTED, ids=[f"{SHORT[c]}-{cmd}" for c, cmd, _ in COUNTED])
+def test_queue_check_counts_the_seed_array(config, connection, command, expected):
+    ran = run(config, command, connection)
+    assert (ran.code, ran.stdout, ran.stderr) == (0, f"{expected}\n", "")
+
+
+def test_reason_counts_only_matching_failures(config):
+    assert run(config, "error-responses", ADO, "--reason", "NO_ISSUE_TO_CONNECT_TO").stdout == "2\n"
+    assert run(config, "error-responses", ADO, "--reason", "SCRIPT_ERROR").stdout == "0\n"
+    assert run(config, "blob-error-responses", ADO, "--reason", "CHECKSUM_MISMATCH").stdout == "2\n"
+
+
+@pytest.mark.parametrize("extra", [[], ["--reason", "CHECKSUM_MISMATCH"]], ids=["all", "reason"])
+def test_sloppy_seed_body_is_a_bad_response_not_a_number(config, extra):
+    # The seed's bloberrorresponses example misses a comma: served as it is, it must not count as 1.
+    ran = run(config, "blob-error-responses", "AllContent", *extra, process=not extra)
+    ran.assert_failed(9, "[default]", "syncrequests/bloberrorresponses", "is not valid JSON")
+
+
+def test_each_check_sends_the_documented_request_with_its_credential(config, node):
+    for command, path in ENDPOINTS.items():
+        before = len(node.requests())
+        args = [command, ADO] if "{}" in path else [command]
+        assert run(config, *args).code == 0, command
+        (method, uri, status, user, jwt_check), = node.requests_since(before)
+        assert (method, uri) == ("GET", "/jira/rest/issuehub/" + path.format(SEGMENT[ADO]))
+        assert status == 200
+        # 4.0: Jira basic auth; 2.4: the JWT header alone.
+        assert (user, jwt_check) == (("-", "valid") if "{}" in path else (USER, "missing")), command
+
+
+def test_discover_lists_every_connection(config):
+    ran = run(config, "discover", process=True)
+    assert (ran.code, ran.stderr) == (0, "")
+    assert json.loads(ran.stdout) == [
+        {"{#CONNECTION}": "AllContent", "{#CONNECTION.KEY}": "AllContent", "{#CONNECTION.ID}": "12",
+         "{#CONNECTION.STATUS}": "ACTIVE", "{#CONNECTION.REMOTE}": "http://localhost:2991/jira"},
+        {"{#CONNECTION}": ADO, "{#CONNECTION.KEY}": SEGMENT[ADO], "{#CONNECTION.ID}": "154",
+         "{#CONNECTION.STATUS}": "ACTIVE", "{#CONNECTION.REMOTE}": "https://jcloudnode-ab12-cd34.exalate.cloud"},
+        # No "communication" in the body: tolerated, the remote is empty.
+        {"{#CONNECTION}": SALES, "{#CONNECTION.KEY}": SEGMENT[SALES], "{#CONNECTION.ID}": "201",
+         "{#CONNECTION.STATUS}": "DEACTIVATED", "{#CONNECTION.REMOTE}": ""},
+    ]
+
+
+def test_key_form_from_discover_gives_what_the_exact_name_gives(config):
+    rows = json.loads(run(config, "discover").stdout)
+    assert len(rows) == len(QUEUE_VALUES)
+    for row in rows:
+        for command in QUEUE_COMMANDS:
+            by_name = run(config, command, row["{#CONNECTION}"])
+            by_key = run(config, command, row["{#CONNECTION.KEY}"])
+            assert (by_key.code, by_key.stdout, by_key.stderr) == (by_name.code, by_name.stdout, by_name.stderr)
+            expected = QUEUE_VALUES[row["{#CONNECTION}"]][command]
+            assert by_key.stdout == ("" if expected is None else f"{expected}\n")
+    # And as the agent runs it: its own process, the key form as the template passes it.
+    ran = run(config, "sync-requests", SEGMENT[ADO], process=True)
+    assert (ran.code, ran.stdout, ran.stderr) == (0, "3\n", "")
+
+
+@pytest.mark.parametrize("command", QUEUE_COMMANDS)
+def test_unknown_connection_is_not_found(config, node, command):
+    name = "Nope <> Gone – Köln"
+    before = len(node.requests())
+    ran = run(config, command, name, process=command == "sync-requests")
+    ran.assert_failed(5, f"connection '{name}' not found", f"127.0.0.1:{node.port}", "removed or renamed")
+    # It was nginx's documented 400 that said so, not a failure on the way.
+    assert [r[2] for r in node.requests_since(before)] == [400]
+
+
+def test_wrong_password_names_the_credential(node_config):
+    config = node_config(password=WRONG_PASSWORD)
+    for command in ("outgoing", "errors"):
+        ran = run(config, command, process=command == "outgoing")
+        ran.assert_failed(4, "HTTP 401", "rejected", f"basic auth as '{USER}'", "user/password in [default]")
+
+
+def test_wrong_token_names_the_credential(node_config):
+    config = node_config(token=OTHER_TOKEN)
+    run(config, "sync-requests", "AllContent").assert_failed(
+        4, "HTTP 401", "rejected", "the token from the token key", "X-exalate-jwt")
+    # The 4.0 endpoints still take the password.
+    assert run(config, "outgoing").stdout == "20\n"
+
+
+def test_without_a_jwt_the_queues_are_not_authenticated(node_config):
+    # No token: the 2.4 request falls back to basic auth, which this node does not take there.
+    config = node_config(token=None)
+    run(config, "sync-requests", "AllContent").assert_failed(
+        4, "HTTP 403", "not authenticated", f"basic auth as '{USER}'")
+
+
+def test_ping_prints_one(config):
+    ran = run(config, "ping", process=True)
+    assert (ran.code, ran.stdout, ran.stderr) == (0, "1\n", "")
+
+
+@pytest.mark.parametrize("check", ["errors", "outgoing", "incoming", "discover"])
+def test_ping_with_each_ping_check(node_config, check):
+    ran = run(node_config(ping_check=check), "ping")
+    assert (ran.code, ran.stdout, ran.stderr) == (0, "1\n", "")
+
+
+def test_ping_is_zero_with_the_reason_when_the_password_is_wrong(node_config):
+    ran = run(node_config(password=WRONG_PASSWORD), "ping")
+    assert (ran.code, ran.stdout) == (0, "0\n")
+    assert "HTTP 401" in ran.stderr and len(ran.stderr.splitlines()) == 1
+
+
+def test_the_node_refuses_what_a_real_node_refuses(node):
+    # Without this the tests above could pass against a server that lets everything through.
+    api = node.url + "/rest/issuehub/"
+    assert requests.get(api + "4.0/syncevents?limit=0").status_code == 401
+    assert requests.get(api + "4.0/syncevents?limit=0", headers={"X-exalate-jwt": TOKEN}).status_code == 401
+    queue = api + "2.4/relations/AllContent/syncevents/syncrequests"
+    assert requests.get(queue).status_code == 403
+    assert requests.get(queue, auth=(USER, PASSWORD)).status_code == 403
+    assert requests.get(queue, headers={"X-exalate-jwt": OTHER_TOKEN}).status_code == 401
+    ok = requests.get(queue, headers={"X-exalate-jwt": TOKEN})
+    assert (ok.status_code, ok.headers["Content-Type"]) == (200, "application/json; charset=utf-8")
+    gone = requests.get(api + "2.4/relations/Gone/syncevents/syncrequests", headers={"X-exalate-jwt": TOKEN})
+    assert (gone.status_code, gone.headers["Content-Type"]) == (400, "text/plain; charset=utf-8")
+    assert gone.text == REMOVED.format("Gone")
