@@ -234,10 +234,10 @@ def dashboard() -> dict:
                 "fields": fields}
 
     graph_name = f'Exalate: Connection "{CONNECTION}": Queues'
-    widgets = [widget("graph", name, 12 * i, 0, 12, 5,
+    widgets = [widget("GRAPH_CLASSIC", name, 12 * i, 0, 12, 5,
                       [{"type": "GRAPH", "name": "graphid", "value": {"host": TEMPLATE, "name": name}}])
                for i, (name, _) in enumerate(NODE_GRAPHS)]
-    widgets.append(widget("graphprototype", "Connections: queues", 0, 5, 24, 10, [
+    widgets.append(widget("GRAPH_PROTOTYPE", "Connections: queues", 0, 5, 24, 10, [
         {"type": "INTEGER", "name": "columns", "value": "2"},
         {"type": "INTEGER", "name": "rows", "value": "2"},
         {"type": "GRAPH_PROTOTYPE", "name": "graphid", "value": {"host": TEMPLATE, "name": graph_name}}]))
