@@ -190,6 +190,24 @@ class NginxNode:
             rows.append((method, uri, int(status), user, jwt_check))
         return rows
 
+    def mark(self, seconds: float = 5) -> int:
+        """Where the log stands once every earlier request is in it: nginx logs each request just after
+        answering it, so a line can still be on its way. A marker request of our own, once logged,
+        proves the earlier ones are. Returns the number of lines up to and including it."""
+        marker = f"/mark-{time.monotonic_ns()}"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=seconds) as sock:
+            sock.sendall(f"GET {marker} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            while sock.recv(4096):
+                pass
+        end = time.monotonic() + seconds
+        while True:
+            uris = [row[1] for row in self.requests()]
+            if marker in uris:
+                return uris.index(marker) + 1
+            if time.monotonic() > end:
+                raise RuntimeError(f"nginx did not log {marker}")
+            time.sleep(0.01)
+
     def requests_since(self, count: int, expected: int = 1, seconds: float = 2) -> list:
         """The requests logged after the first `count`; nginx logs just after answering, so wait a moment."""
         end = time.monotonic() + seconds

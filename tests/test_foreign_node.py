@@ -146,7 +146,7 @@ def test_sloppy_seed_body_is_a_bad_response_not_a_number(config, extra):
 
 def test_each_check_sends_the_documented_request_with_its_credential(config, node):
     for command, path in ENDPOINTS.items():
-        before = len(node.requests())
+        before = node.mark()
         args = [command, ADO] if "{}" in path else [command]
         assert run(config, *args).code == 0, command
         (method, uri, status, user, jwt_check), = node.requests_since(before)
@@ -188,7 +188,7 @@ def test_key_form_from_discover_gives_what_the_exact_name_gives(config):
 @pytest.mark.parametrize("command", QUEUE_COMMANDS)
 def test_unknown_connection_is_not_found(config, node, command):
     name = "Nope <> Gone – Köln"
-    before = len(node.requests())
+    before = node.mark()
     ran = run(config, command, name, process=command == "sync-requests")
     ran.assert_failed(5, f"connection '{name}' not found", f"127.0.0.1:{node.port}", "removed or renamed")
     # It was nginx's documented 400 that said so, not a failure on the way.
