@@ -1,5 +1,4 @@
 """Runs a program and reports its wall time and its own peak memory, for the benchmark and the memory test."""
-import os
 import subprocess
 import sys
 import tempfile

@@ -102,7 +102,8 @@ def test_every_user_macro_is_defined_with_a_description_and_used():
 
 def test_triggers_use_the_template_items_and_depend_on_node_unreachable():
     keys = {e.findtext("key") for e in ITEMS + PROTOTYPES}
-    triggers = TEMPLATE_EL.findall(".//triggers/trigger") + TEMPLATE_EL.findall(".//trigger_prototypes/trigger_prototype")
+    triggers = TEMPLATE_EL.findall(".//triggers/trigger") + TEMPLATE_EL.findall(
+        ".//trigger_prototypes/trigger_prototype")
     names = {(t.findtext("name"), t.findtext("expression")) for t in triggers}
     for trig in triggers:
         referenced = re.findall(rf"/{re.escape(TEMPLATE)}/(exalate\.\w+\[[^\]]*\])", trig.findtext("expression"))

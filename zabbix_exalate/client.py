@@ -11,7 +11,7 @@ from .auth import Authenticator, Credential, TokenCache
 from .config import NodeConfig
 from .errors import (AuthError, BadResponse, CheckTimeout, ConfigError, ConnectionNotFound,
                      ServerError, Unreachable)
-from .metrics import AUTHENTICATE_PATH, CONNECTIONS_PATH, QUEUE, RELATION, Metric
+from .metrics import AUTHENTICATE_PATH, CONNECTIONS_PATH, QUEUE, Metric
 from .names import key_form, printable
 from . import jsonstream
 

@@ -33,7 +33,7 @@ def run_demo() -> str:
             return Node(cfg, Deadline(cfg.timeout))
 
         out = [f"Exalate node simulated at {server.url} ({simulator.scenario.get('description', 'sample scenario')})",
-               f"Configuration: section [demo] of a temporary file (mode 0600), as in /etc/zabbix/zabbix_exalate.conf",
+               "Configuration: section [demo] of a temporary file (mode 0600), as in /etc/zabbix/zabbix_exalate.conf",
                "", "Node checks"]
         value, why = ping(node())
         rows = [("ping", "Node reachable", str(value))]

@@ -1,4 +1,4 @@
-"""The Zabbix side, generated from metrics.py: the "Exalate by Zabbix agent" template, the UserParameters and their tables."""
+"""The Zabbix side, generated from metrics.py: the template, the agent's UserParameters, their reference tables."""
 import hashlib
 import re
 import sys
@@ -113,7 +113,7 @@ def item(slug: str, name: str, key: str, description: str, component: str, trigg
 def node_items() -> List[dict]:
     items = [item("ping", "Exalate: Node reachable", PING,
                   "1 when the node answered an authenticated request as its API promises, else 0. Run "
-                  f"`zabbix-exalate --node <node> ping` as the zabbix user to see why it did not.", "health",
+                  "`zabbix-exalate --node <node> ping` as the zabbix user to see why it did not.", "health",
                   valuemap={"name": VALUEMAP}, triggers=[
                       trigger("node-down", NODE_DOWN["expression"], NODE_DOWN["name"], "HIGH", depends=(),
                               event_name="Exalate: Node is unreachable for {$EXALATE.DOWN.PERIOD}",
@@ -151,18 +151,20 @@ def connection_triggers(m) -> List[dict]:
     key = ref(connection_key(m.key))
     who = f'Exalate: Connection "{CONNECTION}"'
     if m.command == "sync-requests":
-        high = trigger("backlog-high", f"min({key},{ctx('{$EXALATE.QUEUE.PERIOD}')})>{ctx('{$EXALATE.QUEUE.MAX.HIGH}')}",
+        period, high_limit, warn_limit = (ctx("{$EXALATE.QUEUE.PERIOD}"), ctx("{$EXALATE.QUEUE.MAX.HIGH}"),
+                                          ctx("{$EXALATE.QUEUE.MAX.WARN}"))
+        high = trigger("backlog-high", f"min({key},{period})>{high_limit}",
                        f"{who}: Sync backlog is very high", "AVERAGE", scope="performance",
-                       event_name=f"{who}: Sync backlog is very high (over {ctx('{$EXALATE.QUEUE.MAX.HIGH}')} "
-                       f"for {ctx('{$EXALATE.QUEUE.PERIOD}')})", opdata="Queued: {ITEM.LASTVALUE1}",
+                       event_name=f"{who}: Sync backlog is very high (over {high_limit} for {period})",
+                       opdata="Queued: {ITEM.LASTVALUE1}",
                        description="Changes are piling up faster than the other side fetches them: the other "
                        "side is down, stuck on an error, or its connection is deactivated. Issues on the two sides "
                        "drift apart until it catches up. Check the connection on both nodes (status, Errors tab) "
                        "and the other node's health.")
-        warn = trigger("backlog-warn", f"min({key},{ctx('{$EXALATE.QUEUE.PERIOD}')})>{ctx('{$EXALATE.QUEUE.MAX.WARN}')}",
+        warn = trigger("backlog-warn", f"min({key},{period})>{warn_limit}",
                        f"{who}: Sync backlog is high", "WARNING", scope="performance",
-                       event_name=f"{who}: Sync backlog is high (over {ctx('{$EXALATE.QUEUE.MAX.WARN}')} "
-                       f"for {ctx('{$EXALATE.QUEUE.PERIOD}')})", opdata="Queued: {ITEM.LASTVALUE1}",
+                       event_name=f"{who}: Sync backlog is high (over {warn_limit} for {period})",
+                       opdata="Queued: {ITEM.LASTVALUE1}",
                        description="More changes of this connection are waiting than usual. It often clears "
                        "by itself after a bulk update; if it keeps growing, check the other side's node and the "
                        "connection's Errors tab.",
@@ -177,7 +179,8 @@ def connection_triggers(m) -> List[dict]:
         return [high, warn, gone]
     if m.command in ("error-responses", "blob-error-responses"):
         what = "syncs" if m.command == "error-responses" else "attachment syncs"
-        limit = ctx("{$EXALATE.FAILED.MAX.WARN}" if m.command == "error-responses" else "{$EXALATE.BLOB.FAILED.MAX.WARN}")
+        limit = ctx("{$EXALATE.FAILED.MAX.WARN}" if m.command == "error-responses"
+                    else "{$EXALATE.BLOB.FAILED.MAX.WARN}")
         period = ctx("{$EXALATE.FAILED.PERIOD}")
         return [trigger(f"{m.command}-failed", f"min({key},{period})>{limit}", f"{who}: Failed {what}", "WARNING",
                         scope="notice", event_name=f"{who}: Failed {what} (over {limit} for {period})",
@@ -348,7 +351,8 @@ def _table(header: Tuple[str, ...], rows) -> str:
 def _walk_triggers() -> List[Tuple[str, dict]]:
     tree = template_tree()["templates"][0]
     found = [("", t) for i in tree["items"] for t in i.get("triggers", [])]
-    found += [("yes", t) for i in tree["discovery_rules"][0]["item_prototypes"] for t in i.get("trigger_prototypes", [])]
+    prototypes = tree["discovery_rules"][0]["item_prototypes"]
+    found += [("yes", t) for i in prototypes for t in i.get("trigger_prototypes", [])]
     return found
 
 
