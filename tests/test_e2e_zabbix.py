@@ -37,7 +37,10 @@ SCENARIO = {
 }
 # Zabbix stores the keys as the template writes them: user macros stay, LLD macros are filled in.
 NODE_KEY = "{$EXALATE.NODE}"
-FAST = {"{$EXALATE.INTERVAL}": "5s", "{$EXALATE.DOWN.PERIOD}": "12s", "{$EXALATE.ERRORS.PERIOD}": "12s"}
+FAST = {"{$EXALATE.INTERVAL}": "5s", "{$EXALATE.DOWN.PERIOD}": "12s", "{$EXALATE.ERRORS.PERIOD}": "12s",
+        "{$EXALATE.FAILED.PERIOD}": "12s", "{$EXALATE.QUEUE.PERIOD}": "12s",
+        # Context macros: thresholds for one connection alone.
+        '{$EXALATE.QUEUE.MAX.WARN:"ADO <> Jira Prod"}': "10", '{$EXALATE.NODATA.PERIOD:"Gone"}': "30s"}
 
 
 def wait_for(what: str, probe, seconds: float = 120):
@@ -154,6 +157,7 @@ def test_the_template_imports_twice_and_discovers_every_connection(zabbix, host)
                                             "selectDashboards": "count"})
     assert len(templates) == 1
     assert int(templates[0]["items"]) == 4 and int(templates[0]["discoveries"]) == 1
+    assert int(templates[0]["graphs"]) == 2 and int(templates[0]["dashboards"]) == 1
 
 
 def test_zabbix_stores_the_node_s_numbers_and_names_a_removed_connection(zabbix, host, node):
@@ -211,6 +215,20 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, for
 
 def problems(zabbix, hostid):
     return [p["name"] for p in zabbix.api("problem.get", {"hostids": hostid, "output": ["name"]})]
+
+
+def test_connection_problems_follow_their_thresholds(zabbix, host):
+    expected = {'Exalate: Connection "AllContent": Failed syncs (over 0 for 12s)',
+                'Exalate: Connection "AllContent": Failed attachment syncs (over 0 for 12s)',
+                'Exalate: Connection "ADO <> Jira Prod": Sync backlog is high (over 10 for 12s)',
+                'Exalate: Connection "Gone": No data for 30s'}
+    found = wait_for("the connections' problems opened", lambda: expected <= set(problems(zabbix, host))
+                     and problems(zabbix, host))
+    backlog = [p for p in found if "backlog" in p]
+    # 40 queued is over the connection's own 10, not the template's 50; "Paused" holds 300 but is
+    # deactivated, and a deactivated connection queues by design.
+    assert backlog == ['Exalate: Connection "ADO <> Jira Prod": Sync backlog is high (over 10 for 12s)']
+    assert not [p for p in found if ODD in p]
 
 
 def test_a_problem_opens_when_errors_appear_and_resolves_when_they_clear(zabbix, host, node):
