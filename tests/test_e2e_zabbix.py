@@ -1,4 +1,5 @@
 """End to end in a real Zabbix 6.0: our template, UserParameters and API commands against the simulator."""
+import json
 import os
 import shutil
 import time
@@ -211,6 +212,22 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, for
                 assert item["state"] == "1" and "is not valid JSON" in item["error"], item
             else:
                 assert item["state"] == "0" and item["lastvalue"] == str(value), (connection, queue, item)
+
+
+def test_agent_2_serves_our_userparameters_as_the_classic_agent_does(zabbix, node):
+    odd = key_form(ODD)
+    keys = {f"exalate.ping[{NODE}]": "1", f"exalate.outgoing[{NODE}]": "12",
+            f"exalate.sync_requests[{NODE},ADO%20%3C%3E%20Jira%20Prod]": "40",
+            f"exalate.blob_error_responses[{NODE},{odd}]": "0",
+            f"exalate.error_responses[{NODE},AllContent,NO_ISSUE_TO_CONNECT_TO]": "5",
+            f"exalate.error_responses[{NODE},AllContent,SCRIPT_ERROR]": "0"}
+    for key, value in keys.items():
+        assert zabbix.get(zabbix.agent2_port, key) == zabbix.get(zabbix.agent_port, key) == value, key
+    rows = json.loads(zabbix.get(zabbix.agent2_port, f"exalate.discovery[{NODE}]"))
+    assert [r["{#CONNECTION}"] for r in rows] == [c["name"] for c in SCENARIO["connections"]]
+    gone = zabbix.get(zabbix.agent2_port, f"exalate.sync_requests[{NODE},Gone]")
+    assert "connection 'Gone' not found" in gone and gone == zabbix.get(zabbix.agent_port,
+                                                                        f"exalate.sync_requests[{NODE},Gone]")
 
 
 def problems(zabbix, hostid):

@@ -31,7 +31,7 @@ CONF_MARK = "<?php\n// Written by tests/zabbix_stack.py"
 POLICY_RC_D = pathlib.Path("/usr/sbin/policy-rc.d")
 # php-fpm first: otherwise apt satisfies the frontend's web server dependency with Apache.
 PACKAGES = ["php-fpm", "php-cli", "php-pgsql", "nginx", "postgresql",
-            "zabbix-server-pgsql", "zabbix-frontend-php", "zabbix-agent"]
+            "zabbix-server-pgsql", "zabbix-frontend-php", "zabbix-agent", "zabbix-agent2"]
 # What make_venv copies to build the package, and hashes to know when to rebuild it.
 PROJECT_SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "zabbix_exalate")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -52,6 +52,7 @@ def _missing_packages():
     php_pgsql = os.path.exists("/usr/bin/php") and subprocess.run(
         ["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"], capture_output=True).returncode == 0
     stack_ready = all([os.path.exists("/usr/sbin/zabbix_server"), os.path.exists("/usr/sbin/zabbix_agentd"),
+                       os.path.exists("/usr/sbin/zabbix_agent2"),
                        os.path.exists("/usr/bin/zabbix_get"), (FRONTEND_DIR / "api_jsonrpc.php").exists(),
                        php_pgsql, _pg_bin("initdb")])
     missing = [] if stack_ready else list(PACKAGES)
@@ -273,6 +274,10 @@ class Stack:
         return self._port("agent")
 
     @property
+    def agent2_port(self) -> int:
+        return self._port("agent2")
+
+    @property
     def server_port(self) -> int:
         return self._port("server")
 
@@ -326,13 +331,14 @@ class Stack:
             directory.mkdir(exist_ok=True)
             shutil.chown(directory, owner, owner)
             directory.chmod(0o755)
-        self.ports = _free_ports(["postgres", "server", "frontend", "agent"], self.ports)
+        self.ports = _free_ports(["postgres", "server", "frontend", "agent", "agent2"], self.ports)
         self.state_file.write_text(json.dumps({"ports": self.ports}, indent=2) + "\n")
         try:
             self._start_postgres()
             self._start_server()
             self._start_frontend()
             self._start_agent(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
+            self._start_agent2(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
         except BaseException:
             self.stop()
             raise
@@ -341,6 +347,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every daemon of this stack by its pid file; stopping a stopped stack does nothing."""
         _kill(self.zabbix_dir / "agentd.pid", "zabbix_agentd")
+        _kill(self.zabbix_dir / "agent2.pid", "zabbix_agent2")
         _kill(self.frontend_pid, "php", whole_group=True)  # php -S leaves its workers running
         self._restore_frontend_conf()
         _kill(self.zabbix_dir / "server.pid", "zabbix_server")
@@ -361,7 +368,8 @@ class Stack:
         daemons = {"postgres": (self.pg_data / "postmaster.pid", "postgres"),
                    "server": (self.zabbix_dir / "server.pid", "zabbix_server"),
                    "frontend": (self.frontend_pid, "php"),
-                   "agent": (self.zabbix_dir / "agentd.pid", "zabbix_agentd")}
+                   "agent": (self.zabbix_dir / "agentd.pid", "zabbix_agentd"),
+                   "agent2": (self.zabbix_dir / "agent2.pid", "zabbix_agent2")}
         running = {}
         for name, (pidfile, program) in daemons.items():
             pid = _read_pid(pidfile)
@@ -517,9 +525,39 @@ Timeout={timeout}
         log.unlink(missing_ok=True)
         _run(["/usr/sbin/zabbix_agentd", "-c", conf], "zabbix_agentd", cwd=self.zabbix_dir,
              env={"PATH": path, **agent_env})
-        ping = ["/usr/bin/zabbix_get", "-s", "127.0.0.1", "-p", str(self.agent_port), "-k", "agent.ping"]
         _await("zabbix_agentd", "zabbix_agentd", pidfile, log,
-               lambda: subprocess.run(ping, capture_output=True, text=True).stdout.strip() == "1", 30)
+               lambda: self.get(self.agent_port, "agent.ping") == "1", 30)
+
+    def _start_agent2(self, userparameter_file, agent_env, hostname, venv_bin, timeout) -> None:
+        """Agent 2 beside the classic agent, with the same UserParameters: both must serve them alike."""
+        conf, log, pidfile = (self.zabbix_dir / name for name in ("agent2.conf", "agent2.log", "agent2.pid"))
+        include = f"Include={pathlib.Path(userparameter_file).resolve()}\n" if userparameter_file else ""
+        conf.write_text(f"""# Written by tests/zabbix_stack.py
+Server=127.0.0.1
+ListenIP=127.0.0.1
+ListenPort={self.agent2_port}
+Hostname={hostname}
+PidFile={self.zabbix_dir / "agent2-self.pid"}
+LogType=file
+LogFile={log}
+ControlSocket={self.zabbix_dir / "agent2.sock"}
+Timeout={timeout}
+{include}""")
+        path = f"{venv_bin}:{SYSTEM_PATH}" if venv_bin else SYSTEM_PATH
+        log.unlink(missing_ok=True)
+        # Agent 2 does not fork nor drop privileges: run it in the background as zabbix, as its service does.
+        with open(self.zabbix_dir / "agent2.out", "wb") as out:
+            proc = subprocess.Popen(["/usr/sbin/zabbix_agent2", "-c", str(conf)], cwd=self.zabbix_dir,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                    env={"PATH": path, **agent_env}, **_as_user("zabbix"))
+        pidfile.write_text(f"{proc.pid}\n")  # ours at once, rather than the agent's own once it gets there
+        _await("zabbix_agent2", "zabbix_agent2", pidfile, log,
+               lambda: self.get(self.agent2_port, "agent.ping") == "1", 30)
+
+    def get(self, port: int, key: str) -> str:
+        """What the agent on port answers for key, as the server would get it (zabbix_get)."""
+        return subprocess.run(["/usr/bin/zabbix_get", "-s", "127.0.0.1", "-p", str(port), "-k", key],
+                              capture_output=True, text=True, timeout=60).stdout.rstrip("\n")
 
 
 def main(argv=None) -> int:
@@ -543,7 +581,8 @@ def main(argv=None) -> int:
             for name, pid in stack.status().items():
                 print(f"{name:9} {f'running, pid {pid}' if pid else 'stopped'}")
             if stack.ports:
-                print(f"frontend  {stack.url}\nAPI       {stack.api_url}\nagent     127.0.0.1:{stack.agent_port}")
+                print(f"frontend  {stack.url}\nAPI       {stack.api_url}\nagent     127.0.0.1:{stack.agent_port}\n"
+                      f"agent 2   127.0.0.1:{stack.agent2_port}")
         else:
             began = time.monotonic()
             _require_root()
@@ -564,6 +603,7 @@ def main(argv=None) -> int:
                   f"  server    127.0.0.1:{stack.server_port}\n"
                   f"  agent     127.0.0.1:{stack.agent_port}, host name {DEFAULT_HOSTNAME}, "
                   f"{f'UserParameters from {userparameters}' if userparameters else 'no UserParameters'}\n"
+                  f"  agent 2   127.0.0.1:{stack.agent2_port}, the same\n"
                   f"Stop it with: python3 {os.path.relpath(__file__)} stop"
                   + (f" --dir {args.dir}" if args.dir else ""))
     except StackError as exc:
