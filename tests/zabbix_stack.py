@@ -337,8 +337,7 @@ class Stack:
             self._start_postgres()
             self._start_server()
             self._start_frontend()
-            self._start_agent(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
-            self._start_agent2(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
+            self._start_agents(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
         except BaseException:
             self.stop()
             raise
@@ -507,52 +506,33 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
             if FRONTEND_CONF_BACKUP.exists():
                 FRONTEND_CONF_BACKUP.rename(FRONTEND_CONF)
 
-    def _start_agent(self, userparameter_file, agent_env, hostname, venv_bin, timeout) -> None:
-        conf, log, pidfile = (self.zabbix_dir / name for name in ("agentd.conf", "agentd.log", "agentd.pid"))
+    def _start_agents(self, userparameter_file, agent_env, hostname, venv_bin, timeout) -> None:
+        """The classic agent and agent 2, with the same UserParameters: both must serve them alike."""
         include = f"Include={pathlib.Path(userparameter_file).resolve()}\n" if userparameter_file else ""
-        # No ServerActive: the template's items are passive, polled by the server.
-        conf.write_text(f"""# Written by tests/zabbix_stack.py
-Server=127.0.0.1
-ListenIP=127.0.0.1
-ListenPort={self.agent_port}
-Hostname={hostname}
-PidFile={pidfile}
-LogFile={log}
-Timeout={timeout}
-{include}""")
-        # The agent's commands inherit its environment: that is how they find zabbix-exalate and its config.
-        path = f"{venv_bin}:{SYSTEM_PATH}" if venv_bin else SYSTEM_PATH
-        log.unlink(missing_ok=True)
-        _run(["/usr/sbin/zabbix_agentd", "-c", conf], "zabbix_agentd", cwd=self.zabbix_dir,
-             env={"PATH": path, **agent_env})
-        _await("zabbix_agentd", "zabbix_agentd", pidfile, log,
-               lambda: self.get(self.agent_port, "agent.ping") == "1", 30)
-
-    def _start_agent2(self, userparameter_file, agent_env, hostname, venv_bin, timeout) -> None:
-        """Agent 2 beside the classic agent, with the same UserParameters: both must serve them alike."""
-        conf, log, pidfile = (self.zabbix_dir / name for name in ("agent2.conf", "agent2.log", "agent2.pid"))
-        include = f"Include={pathlib.Path(userparameter_file).resolve()}\n" if userparameter_file else ""
-        conf.write_text(f"""# Written by tests/zabbix_stack.py
-Server=127.0.0.1
-ListenIP=127.0.0.1
-ListenPort={self.agent2_port}
-Hostname={hostname}
-PidFile={self.zabbix_dir / "agent2-self.pid"}
-LogType=file
-LogFile={log}
-ControlSocket={self.zabbix_dir / "agent2.sock"}
-Timeout={timeout}
-{include}""")
-        path = f"{venv_bin}:{SYSTEM_PATH}" if venv_bin else SYSTEM_PATH
-        log.unlink(missing_ok=True)
-        # Agent 2 does not fork nor drop privileges: run it in the background as zabbix, as its service does.
-        with open(self.zabbix_dir / "agent2.out", "wb") as out:
-            proc = subprocess.Popen(["/usr/sbin/zabbix_agent2", "-c", str(conf)], cwd=self.zabbix_dir,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                    env={"PATH": path, **agent_env}, **_as_user("zabbix"))
-        pidfile.write_text(f"{proc.pid}\n")  # ours at once, rather than the agent's own once it gets there
-        _await("zabbix_agent2", "zabbix_agent2", pidfile, log,
-               lambda: self.get(self.agent2_port, "agent.ping") == "1", 30)
+        # The agents' commands inherit their environment: that is how they find zabbix-exalate and its config.
+        env = {"PATH": f"{venv_bin}:{SYSTEM_PATH}" if venv_bin else SYSTEM_PATH, **agent_env}
+        for name, program, port, extra in (
+                ("agentd", "zabbix_agentd", self.agent_port, f"PidFile={self.zabbix_dir / 'agentd.pid'}\n"),
+                ("agent2", "zabbix_agent2", self.agent2_port,
+                 f"PidFile={self.zabbix_dir / 'agent2-self.pid'}\nLogType=file\n"
+                 f"ControlSocket={self.zabbix_dir / 'agent2.sock'}\n")):
+            conf, log, pidfile = (self.zabbix_dir / f"{name}.{ext}" for ext in ("conf", "log", "pid"))
+            # No ServerActive: the template's items are passive, polled by the server.
+            conf.write_text(f"# Written by tests/zabbix_stack.py\nServer=127.0.0.1\nListenIP=127.0.0.1\n"
+                            f"ListenPort={port}\nHostname={hostname}\nLogFile={log}\nTimeout={timeout}\n"
+                            f"{extra}{include}")
+            log.unlink(missing_ok=True)
+            if program == "zabbix_agentd":
+                _run([f"/usr/sbin/{program}", "-c", conf], program, cwd=self.zabbix_dir, env=env)
+            else:
+                # Agent 2 neither forks nor drops privileges: run it in the background as zabbix, as its
+                # service does, and write its pid at once rather than wait for its own pid file.
+                with open(self.zabbix_dir / f"{name}.out", "wb") as out:
+                    proc = subprocess.Popen([f"/usr/sbin/{program}", "-c", str(conf)], cwd=self.zabbix_dir,
+                                            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                            start_new_session=True, **_as_user("zabbix"))
+                pidfile.write_text(f"{proc.pid}\n")
+            _await(program, program, pidfile, log, lambda port=port: self.get(port, "agent.ping") == "1", 30)
 
     def get(self, port: int, key: str) -> str:
         """What the agent on port answers for key, as the server would get it (zabbix_get)."""
