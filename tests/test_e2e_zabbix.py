@@ -103,6 +103,14 @@ def imported(zabbix, env):
         assert ran.code == 0 and "imported" in ran.stdout, ran
 
 
+@pytest.mark.parametrize("credentials, who", [({"ZABBIX_PASSWORD": "not-the-admin-pa55"}, "user 'Admin'"),
+                                               ({"ZABBIX_TOKEN": "0" * 64}, "an API token")])
+def test_a_refused_login_names_the_credential_and_shows_no_secret(zabbix, env, credentials, who):
+    ran = console("zabbix", "import-template", env={**env, **credentials})
+    ran.assert_failed(4, "refused", who)
+    assert not [secret for secret in credentials.values() if secret in ran.stderr]
+
+
 def add_host(zabbix, env, name: str, node: str) -> str:
     """A host added with our command (twice: the second run updates), intervals shortened, discovery run now."""
     old = zabbix.api("host.get", {"filter": {"host": name}, "output": ["hostid"]})
