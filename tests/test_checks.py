@@ -70,6 +70,22 @@ def test_discover_without_listing_or_configured_list_says_what_to_do(cli, sim):
     cli("discover").assert_failed(9, "does not list its connections", "connections =")
 
 
+PAGED = '{"total": 3, "results": [{"id": 1, "name": "AllContent", "status": "ACTIVE"}]}'
+
+
+def test_a_paged_connection_list_is_refused_rather_than_half_discovered(cli, sim):
+    # Half a list would let Zabbix delete the other connections' items once their lifetime passes.
+    sim.simulator.update(faults=[{"path": "4.0/connections", "body": PAGED}])
+    cli("discover").assert_failed(9, "lists 1 of the node's 3 connections", "connections =")
+
+
+def test_a_paged_connection_list_gives_way_to_the_configured_one(write_config, sim, cli):
+    sim.simulator.update(faults=[{"path": "4.0/connections", "body": PAGED}])
+    path = write_config(connections="\n  AllContent\n  Sales\n  Support")
+    rows = json.loads(cli("discover", config_path=path).stdout)
+    assert [r["{#CONNECTION}"] for r in rows] == ["AllContent", "Sales", "Support"]
+
+
 def test_nodes_are_chosen_by_section(write_config, cli):
     path = write_config(section="prod")
     assert cli("--node", "prod", "outgoing", config_path=path).stdout == "20\n"

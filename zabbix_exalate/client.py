@@ -95,6 +95,15 @@ class Node:
         results = data.get("results") if isinstance(data, dict) else data
         if not isinstance(results, list):
             raise BadResponse(f"the answer of {self._show(url)} has no list of connections (no 'results' array)")
+        total = data.get("total") if isinstance(data, dict) else None
+        if isinstance(total, int) and total > len(results):
+            # A partial list would let Zabbix delete the items of the connections left out, once the
+            # discovery lifetime passes: the configured list, else no list at all, which keeps every item.
+            if self.cfg.connections:
+                return self._configured_connections(url)
+            raise BadResponse(f"{self._show(url)} lists {len(results)} of the node's {total} connections (a paged "
+                              f"answer, which zabbix-exalate cannot follow yet): list them in [{self.cfg.name}] of "
+                              f"{self.cfg.source} as connections = one name a line, and report this")
         found = []
         for entry in results:
             name = entry.get("name") if isinstance(entry, dict) else None
