@@ -96,11 +96,30 @@ def env(zabbix):
             "ZABBIX_EXALATE_CONFIG": "/nonexistent"}
 
 
+def template_entities(zabbix) -> dict:
+    """Every entity of the template with its id: a re-import that recreated one would change its id."""
+    template = zabbix.api("template.get", {"filter": {"host": "Exalate by Zabbix agent"}, "output": ["templateid"]})
+    assert len(template) == 1, template
+    ids = {"templateids": template[0]["templateid"]}
+    return {method: sorted(tuple(e[k] for k in fields) for e in zabbix.api(method, {**ids, "output": list(fields)}))
+            for method, fields in (("item.get", ("itemid", "key_", "name")),
+                                   ("discoveryrule.get", ("itemid", "key_")),
+                                   ("itemprototype.get", ("itemid", "key_", "name")),
+                                   ("trigger.get", ("triggerid", "description", "expression")),
+                                   ("triggerprototype.get", ("triggerid", "description", "expression")),
+                                   ("graph.get", ("graphid", "name")), ("graphprototype.get", ("graphid", "name")),
+                                   ("usermacro.get", ("hostmacroid", "macro", "value")))}
+
+
 @pytest.fixture(scope="module")
 def imported(zabbix, env):
-    for _ in range(2):  # the second import must change nothing and fail nothing
-        ran = console("zabbix", "import-template", env=env)
-        assert ran.code == 0 and "imported" in ran.stdout, ran
+    ran = console("zabbix", "import-template", env=env)
+    assert ran.code == 0 and "imported" in ran.stdout, ran
+    first = template_entities(zabbix)
+    assert len(first["item.get"]) == 4 and len(first["itemprototype.get"]) == 6
+    again = console("zabbix", "import-template", env=env)
+    assert again.code == 0 and "imported" in again.stdout, again
+    assert template_entities(zabbix) == first  # the second import changed nothing
 
 
 @pytest.mark.parametrize("credentials, who", [({"ZABBIX_PASSWORD": "not-the-admin-pa55"}, "user 'Admin'"),
