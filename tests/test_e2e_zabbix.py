@@ -10,6 +10,7 @@ import pytest
 from conftest import PASSWORD, console, require_binary
 from nginx_node import NginxNode
 from test_foreign_node import NODE_VALUES, QUEUE_VALUES, TOKEN, USER
+from zabbix_exalate.metrics import BY_COMMAND, CONNECTION_METRICS
 from zabbix_exalate.names import key_form
 from zabbix_exalate.simulator import Simulator, SimulatorServer
 from zabbix_exalate.template import USERPARAMETER_FILE
@@ -22,8 +23,7 @@ HOST = "exalate-e2e"
 NODE = "sim"
 FOREIGN = "foreign"
 ODD = 'Support/L2 "urgent" $team; (EU) — Zürich'
-QUEUES = ("sync-requests", "blob-requests", "sync-responses", "blob-responses", "error-responses",
-          "blob-error-responses")
+QUEUES = tuple(m.command for m in CONNECTION_METRICS)  # the order of the values below
 SCENARIO = {
     "credentials": {"jwt_secret": "e2e-shared-secret-0123456789abcdef", "user": "monitor",
                     "password": "e2e-basic-pa55"},
@@ -38,6 +38,12 @@ SCENARIO = {
 }
 # Zabbix stores the keys as the template writes them: user macros stay, LLD macros are filled in.
 NODE_KEY = "{$EXALATE.NODE}"
+
+
+def queue_key(command: str, connection: str) -> str:
+    """A discovered item's key as Zabbix stores it."""
+    return f"{BY_COMMAND[command].key}[{NODE_KEY},{key_form(connection)}]"
+
 FAST = {"{$EXALATE.INTERVAL}": "5s", "{$EXALATE.DOWN.PERIOD}": "12s", "{$EXALATE.ERRORS.PERIOD}": "12s",
         "{$EXALATE.FAILED.PERIOD}": "12s", "{$EXALATE.QUEUE.PERIOD}": "12s",
         # Context macros: thresholds for one connection alone.
@@ -173,14 +179,13 @@ def items(zabbix, hostid):
 
 
 def test_the_template_imports_twice_and_discovers_every_connection(zabbix, host):
-    expected = {f"exalate.{q.replace('-', '_')}[{NODE_KEY},{key_form(c['name'])}]"
-                for c in SCENARIO["connections"] for q in QUEUES}
+    expected = {queue_key(q, c["name"]) for c in SCENARIO["connections"] for q in QUEUES}
     found = wait_for("discovery created the items of every connection",
                      lambda: expected <= set(items(zabbix, host)) and items(zabbix, host))
     names = [i["name"] for i in found.values()]
     assert f'Exalate: Connection "{ODD}": Failed sync requests' in names  # the real name, not the key form
     templates = zabbix.api("template.get", {"filter": {"host": "Exalate by Zabbix agent"}, "output": ["templateid"],
-                                            "selectItems": "count", "selectTriggers": "count",
+                                            "selectItems": "count",
                                             "selectDiscoveries": "count", "selectGraphs": "count",
                                             "selectDashboards": "count"})
     assert len(templates) == 1
@@ -196,7 +201,7 @@ def test_zabbix_stores_the_node_s_numbers_and_names_a_removed_connection(zabbix,
     assert found[f"exalate.incoming[{NODE_KEY}]"]["lastvalue"] == "4"
     for connection in SCENARIO["connections"]:
         for queue in QUEUES:
-            item = found[f"exalate.{queue.replace('-', '_')}[{NODE_KEY},{key_form(connection['name'])}]"]
+            item = found[queue_key(queue, connection["name"])]
             if connection.get("removed"):
                 assert item["state"] == "1", item  # unsupported, with the reason the operator needs
                 assert "Gone" in item["error"] and "not found" in item["error"], item
@@ -234,7 +239,7 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, for
     assert found[f"exalate.ping[{NODE_KEY}]"]["lastvalue"] == "1"
     for connection, values in QUEUE_VALUES.items():
         for queue, value in values.items():
-            item = found[f"exalate.{queue.replace('-', '_')}[{NODE_KEY},{key_form(connection)}]"]
+            item = found[queue_key(queue, connection)]
             if value is None:  # the seed's own example lacks a comma: reported, never counted
                 assert item["state"] == "1" and "is not valid JSON" in item["error"], item
             else:

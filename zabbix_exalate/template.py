@@ -50,9 +50,6 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
      "expression get no backlog triggers: a deactivated connection queues changes by design."),
 )
 
-# The LLD macros the discovery rule and its prototypes use; `discover` must emit every one.
-LLD_MACROS = ("{#CONNECTION}", "{#CONNECTION.KEY}", "{#CONNECTION.STATUS}")
-
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
 
 
