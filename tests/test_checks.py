@@ -123,12 +123,6 @@ def test_ping_is_zero_when_credentials_are_refused(write_config, cli):
     assert "HTTP 401" in ran.stderr
 
 
-def test_ping_is_zero_without_configuration(cli, tmp_path):
-    ran = cli("ping", config_path=str(tmp_path / "missing.conf"))
-    assert (ran.code, ran.stdout) == (0, "0\n")
-    assert "does not exist" in ran.stderr
-
-
 def test_ping_can_use_another_check(write_config, cli, sim):
     path = write_config(ping_check="errors")
     before = len(sim.simulator.requests)

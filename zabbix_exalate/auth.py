@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
@@ -118,6 +119,10 @@ class Authenticator:
         self.cache = cache
         self.login = login
         self.clock = clock
+        # One token per run, shared by the threads of `collect`: the lock makes them wait for the first
+        # to mint or log in rather than each logging in.
+        self._lock = threading.RLock()
+        self._token: Optional[str] = None
 
     def credential(self, api: str) -> Credential:
         cfg = self.cfg
@@ -134,10 +139,14 @@ class Authenticator:
             return self._jwt(self._logged_in(), f"a JWT from logging in as {cfg.login_user!r} (login_password)", True)
         return self._basic(cfg.monitor_user, cfg.monitor_password, "monitor_user/monitor_password")
 
-    def forget(self) -> None:
-        """Drop cached tokens after the node refused one."""
-        self.cache.drop("minted", self._identity())
-        self.cache.drop("login", self._identity())
+    def forget(self, refused: Credential) -> None:
+        """Drop the cached token the node refused, unless another thread has already replaced it."""
+        with self._lock:
+            if self._token is not None and refused.headers.get(self.cfg.jwt_header) != self._token:
+                return
+            self._token = None
+            self.cache.drop("minted", self._identity())
+            self.cache.drop("login", self._identity())
 
     def _basic(self, user, password, keys) -> Credential:
         return Credential(f"basic auth as {user!r} ({keys} in [{self.cfg.name}])", {}, (user, password))
@@ -154,9 +163,12 @@ class Authenticator:
                            cfg.login_user, secret], sort_keys=True)
 
     def _minted(self) -> str:
-        token = self.cache.get("minted", self._identity())
-        if token:
-            return token
+        with self._lock:
+            if not self._token:
+                self._token = self.cache.get("minted", self._identity()) or self._mint()
+            return self._token
+
+    def _mint(self) -> str:
         import jwt  # only when minting: importing pyjwt costs as much as a whole check
         now = self.clock()
         expires = now + self.cfg.jwt_ttl
@@ -169,9 +181,12 @@ class Authenticator:
         return token
 
     def _logged_in(self) -> str:
-        token = self.cache.get("login", self._identity())
-        if token:
-            return token
+        with self._lock:
+            if not self._token:
+                self._token = self.cache.get("login", self._identity()) or self._log_in()
+            return self._token
+
+    def _log_in(self) -> str:
         token = self.login(self.cfg)
         expires = token_expiry(token) or self.clock() + self.cfg.jwt_ttl
         self.cache.put("login", self._identity(), token, expires)

@@ -9,7 +9,8 @@ import click
 
 from . import __version__
 from .errors import EXIT_CODES, CheckError, CheckTimeout
-from .metrics import METRICS
+from .metrics import COLLECT_KEY, METRICS
+from .send import AGENT_CONFIGS
 
 EXIT_HELP = "\b\nExit status:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
 
@@ -26,13 +27,30 @@ class Settings:
         return f"[{self.node or 'default'}]"
 
 
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds; empty means "the default" (a template macro left empty)."""
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "" or isinstance(value, float):
+            return value or None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = float("nan")
+        if not 0 < seconds <= 86400:  # NaN fails this too
+            self.fail(f"{value!r} is not a number of seconds above 0", param, ctx)
+        return seconds
+
+
 @click.group(epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", metavar="PATH", help="Configuration file [default: $ZABBIX_EXALATE_CONFIG, "
               "else /etc/zabbix/zabbix_exalate.conf].")
 @click.option("--node", metavar="NAME", help="Section of the configuration file naming the Exalate node "
               "[default: default].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Give up after this long, connecting included [default: the node's timeout, else 2.5].")
+@click.option("--timeout", type=Seconds(), metavar="SECONDS",
+              help="Give up after this long, connecting included [default: the node's timeout, else 2.5; "
+              "an empty value means the default].")
 @click.version_option(__version__, prog_name="zabbix-exalate")
 @click.pass_context
 def main(ctx, config, node, timeout):
@@ -44,38 +62,53 @@ def main(ctx, config, node, timeout):
     ctx.obj = Settings(config, node, timeout)
 
 
-def _fail(settings: Optional[Settings], message: str, code: int) -> None:
+def _masked(settings: Optional[Settings], text: str) -> str:
+    """Every text that leaves the process (printed or sent) passes here: no configured secret in it."""
     for secret in settings.secrets if settings else ():
-        message = message.replace(secret, "***")
-    click.echo(f"zabbix-exalate: {message}", err=True)
+        text = text.replace(secret, "***")
+    return text
+
+
+def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
+    click.echo(_masked(settings, text), err=err)
+
+
+def _fail(settings: Optional[Settings], message: str, code: int) -> None:
+    _say(settings, f"zabbix-exalate: {message}", err=True)
     sys.exit(code)
 
 
-def _run(settings: Settings, action: Callable):
-    """Read the node's configuration and run action(node) within the time budget; raises CheckError."""
-    from .client import Deadline, Node
+def _run(settings: Settings, action: Callable, whole_node: bool = False):
+    """Read the node's configuration and run action(node) within the time budget; raises CheckError.
+
+    whole_node: the action reads many endpoints from threads (collect): it gets a pool of kept-alive
+    connections, and it keeps the deadline itself, so no alarm interrupts it."""
+    from .client import Deadline, Node, pooled_session
     from .config import config_path, load_node
 
     cfg, notices = load_node(config_path(settings.config), settings.node)
     settings.secrets = [s for s in cfg.secrets() if len(s) >= 3]
     for warning in notices:
-        click.echo(f"zabbix-exalate: {warning}", err=True)
+        _say(settings, f"zabbix-exalate: {warning}", err=True)
     seconds = settings.timeout or cfg.timeout
-    _alarm(seconds)
+    if not whole_node:
+        _alarm(seconds)
     try:
         with warnings.catch_warnings():
             # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
             # false) would turn every item unsupported. What matters is reported as errors instead.
             warnings.simplefilter("ignore")
-            return action(Node(cfg, Deadline(seconds)))
+            session = pooled_session(cfg.max_connections) if whole_node else None
+            return action(Node(cfg, Deadline(seconds), session=session))
     finally:
-        _alarm(0)
+        if not whole_node:
+            _alarm(0)
 
 
-def _check(settings: Settings, action: Callable):
+def _check(settings: Settings, action: Callable, whole_node: bool = False):
     """_run, with every failure turned into one line on stderr and its exit status."""
     try:
-        return _run(settings, action)
+        return _run(settings, action, whole_node)
     except CheckError as exc:
         _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
     except KeyboardInterrupt:
@@ -98,7 +131,7 @@ def _alarm(seconds: float) -> None:
 def _make_check(metric):
     def check(settings: Settings, connection: Optional[str] = None, reason: Optional[str] = None):
         from .checks import measure
-        click.echo(_check(settings, lambda node: measure(node, metric.command, connection, reason)))
+        _say(settings, str(_check(settings, lambda node: measure(node, metric.command, connection, reason))))
 
     params = []
     help_text = f"{metric.title}: GET {metric.path}"
@@ -121,16 +154,86 @@ for _metric in METRICS:
 def ping(settings: Settings):
     """Print 1 if the node answers an authenticated request correctly, else 0 (the reason goes to stderr).
 
-    Never fails: a node that cannot be asked is down as far as monitoring goes."""
+    A node that cannot be asked is down as far as monitoring goes; a mistake in the configuration is
+    not the node's: it prints no value, one line, and exits 3, like every check."""
     from .checks import ping as ping_node
+    from .errors import ConfigError
 
     try:
         value, why = _run(settings, ping_node)
+    except ConfigError as exc:
+        _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
     except CheckError as exc:
         value, why = 0, exc.message
-    click.echo(value)
+    _say(settings, str(value))
     if why:
-        click.echo(f"zabbix-exalate: {settings.label} {why}", err=True)
+        _say(settings, f"zabbix-exalate: {settings.label} {why}", err=True)
+
+
+# The Zabbix 6.0 agent refuses a command's output above 512 KB.
+AGENT_OUTPUT_LIMIT = 512 * 1024
+
+
+def _collect(settings: Settings) -> dict:
+    from .collect import collect as collect_node
+    return _check(settings, lambda node: collect_node(node, node.cfg.max_connections).document(), whole_node=True)
+
+
+@main.command()
+@click.pass_obj
+def collect(settings: Settings):
+    """Read the whole node in one run and print it as one line of JSON: the master item of the
+    "Exalate by Zabbix agent" template.
+
+    Every value is read once, over at most max_connections kept-alive connections, within the
+    timeout. A value that could not be read is absent and its object's "failures" says why.
+    Exits 0 whenever the configuration is usable, also when the node is down (ping 0)."""
+    text = json.dumps(_collect(settings), separators=(",", ":"))
+    if len(text) + 1 > AGENT_OUTPUT_LIMIT:
+        _fail(settings, f"{settings.label} the collection is {len(text) >> 10} KB, more than the 512 KB the "
+              f"Zabbix agent takes from a command: use 'zabbix-exalate send' with the \"Exalate by Zabbix "
+              f"trapper\" template, which has no such limit", 3)
+    _say(settings, text)
+
+
+@main.command()
+@click.pass_obj
+def status(settings: Settings):
+    """Show the whole node at a terminal: its figures, a table of connections and queues, and why any
+    value could not be read. Exits 0 whenever it could show the node, failures included."""
+    from .status import status_text
+    document = _collect(settings)
+    _say(settings, status_text(document, settings.node or "default"))
+
+
+@main.command()
+@click.option("--agent-config", metavar="PATH", help="Zabbix agent configuration to take ServerActive and "
+              "Hostname from [default: the first of " + ", ".join(AGENT_CONFIGS) + " that exists].")
+@click.option("--server", metavar="HOST[:PORT]", help="Zabbix server or proxy to send to [default: ServerActive "
+              "of the agent configuration].")
+@click.option("--host", "zabbix_host", metavar="NAME", help="The Zabbix host the trapper item belongs to "
+              "[default: Hostname of the agent configuration].")
+@click.option("--key", metavar="KEY", help="The trapper item's key [default: exalate.collect[NODE]].")
+@click.pass_obj
+def send(settings: Settings, agent_config, server, zabbix_host, key):
+    """Collect the whole node and push the document to the trapper item of the "Exalate by Zabbix
+    trapper" template (for a systemd timer or cron: see docs/push.md).
+
+    The collection keeps to the timeout; sending takes at most as long again."""
+    from .send import push
+    document = _collect(settings)
+    node = settings.node or "default"
+    summary = _check_zabbix(settings, lambda: push(
+        _masked(settings, json.dumps(document, separators=(",", ":"))), key or f"{COLLECT_KEY}[{node}]", server=server,
+        host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0))
+    _say(settings, f"{settings.label} {_outline(document)}; {summary}")
+
+
+def _outline(document: dict) -> str:
+    connections = document.get("connections")
+    failures = len(document.get("failures", {})) + sum(len(c.get("failures", {})) for c in connections or ())
+    listed = f"{len(connections)} connections" if connections is not None else "no connection list"
+    return f"ping {document['ping']}, {listed}, {failures} values unread"
 
 
 @main.command()
@@ -142,7 +245,7 @@ def discover(settings: Settings):
     configuration."""
     from .checks import discovery
     rows = _check(settings, discovery)
-    click.echo(json.dumps(rows, ensure_ascii=True))
+    _say(settings, json.dumps(rows, ensure_ascii=True))
 
 
 @main.command()
@@ -163,9 +266,9 @@ def simulate(host, port, scenario, write_config, node_name):
         _fail(None, f"cannot start the simulator: {exc}", 3)
     if write_config:
         server.write_config(write_config, node_name)
-        click.echo(f"configuration for it written to {write_config} (section [{node_name}])", err=True)
-    click.echo(f"Exalate simulator listening on {server.url} (scenario {scenario or 'sample'}); Ctrl-C stops it",
-               err=True)
+        _say(None, f"configuration for it written to {write_config} (section [{node_name}])", err=True)
+    _say(None, f"Exalate simulator listening on {server.url} (scenario {scenario or 'sample'}); Ctrl-C stops it",
+         err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -178,7 +281,7 @@ def simulate(host, port, scenario, write_config, node_name):
 def demo():
     """Start the simulator on a free loopback port and run discovery and every check against it."""
     from .demo import run_demo
-    click.echo(run_demo())
+    _say(None, run_demo())
 
 
 @main.group()
@@ -198,6 +301,16 @@ def _zabbix_call(settings: Settings, action: Callable) -> str:
         _fail(settings, exc.message, exc.exit_code)
 
 
+def _check_zabbix(settings: Settings, action: Callable):
+    """Run a call to Zabbix (not to the node), with its failure as one line and its exit status."""
+    try:
+        return action()
+    except CheckError as exc:
+        _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
+    except Exception as exc:  # a bug of ours: still one line
+        _fail(settings, f"internal error, please report it: {type(exc).__name__}: {exc}", 1)
+
+
 @zabbix.command("import-template")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
@@ -210,7 +323,7 @@ def import_template(settings: Settings, file: Optional[str]):
     else:
         source = template_xml()
     _zabbix_call(settings, lambda api: api.import_template(source))
-    click.echo(f"imported {file or 'the Exalate by Zabbix agent template'}")
+    _say(settings, f"imported {file or 'the Exalate by Zabbix agent template'}")
 
 
 @zabbix.command("add-host")
@@ -224,4 +337,4 @@ def import_template(settings: Settings, file: Optional[str]):
 def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group):
     """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
     node = node_name or settings.node or "default"
-    click.echo(_zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group)))
+    _say(settings, _zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group)))

@@ -64,6 +64,15 @@ class _Body:
         return data
 
 
+def pooled_session(size: int) -> requests.Session:
+    """A session that keeps up to size connections per host alive, for requests from as many threads."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Node:
     """One configured Exalate node. Constructing it does no I/O."""
 
@@ -144,7 +153,7 @@ class Node:
         if response.status_code in (401, 403) and credential.renewable:
             # A cached token may have expired or been revoked early: get a fresh one, once.
             response.close()
-            self.auth.forget()
+            self.auth.forget(credential)
             credential = self.auth.credential(api)
             response = self._send("GET", url, credential)
         try:
@@ -250,7 +259,8 @@ class Node:
                 raise AuthError(f"logging in at {self._show(url)} failed (HTTP {response.status_code}): "
                                 f"check login_user and login_password in [{cfg.name}]")
             self._raise_for_status(response, url, credential, None, False)
-            token = response.headers.get("X-Exalate-Jwt") or _token_in(self._text(response))
+            body = self._text(response)  # read even when the header has the token: the connection is reused
+            token = response.headers.get("X-Exalate-Jwt") or _token_in(body)
         if not token:
             raise BadResponse(f"logging in at {self._show(url)} returned no token (neither an X-Exalate-Jwt "
                               f"header nor a token in the body)")

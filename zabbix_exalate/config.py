@@ -12,6 +12,7 @@ DEFAULT_PATH = "/etc/zabbix/zabbix_exalate.conf"
 ENV_VAR = "ZABBIX_EXALATE_CONFIG"
 DEFAULT_NODE = "default"
 DEFAULT_TIMEOUT = 2.5  # below the Zabbix agent's default Timeout of 3 s
+DEFAULT_MAX_CONNECTIONS = 4  # collect's requests in flight at once: the node serves its users too
 ZABBIX_SECTION = "zabbix"
 
 SECRET_KEYS = ("jwt_secret", "token", "login_password", "password", "monitor_password")
@@ -19,7 +20,7 @@ NODE_KEYS = (
     "url", "jwt_secret", "jwt_issuer", "jwt_user", "jwt_header", "jwt_exp_unit", "jwt_ttl",
     "jwt_claims", "token", "login_user", "login_password", "user", "password", "monitor_url",
     "monitor_user", "monitor_password", "connections", "timeout", "verify", "client_cert",
-    "client_key", "proxy", "token_cache", "ping_check",
+    "client_key", "proxy", "token_cache", "ping_check", "max_connections",
 )
 ZABBIX_KEYS = ("url", "user", "password", "token", "verify", "timeout")
 
@@ -52,6 +53,7 @@ class NodeConfig:
     proxy: Optional[str] = None
     token_cache: Optional[str] = None  # a directory; "off" disables caching
     ping_check: str = "outgoing"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def secrets(self) -> List[str]:
         return [v for v in (getattr(self, k) for k in SECRET_KEYS) if v]
@@ -150,6 +152,10 @@ def _convert(key: str, raw: str, where: str):
         return _positive_float(raw, key, where)
     if key == "jwt_ttl":
         return int(_positive_float(raw, key, where))
+    if key == "max_connections":
+        if not raw.isdigit() or not 1 <= int(raw) <= 64:
+            raise ConfigError(f"max_connections in {where} must be a whole number from 1 to 64, not {raw!r}")
+        return int(raw)
     if key == "verify":
         lowered = raw.lower()
         if lowered in ("true", "yes", "on", "1"):

@@ -49,7 +49,7 @@ class BadResponse(CheckError):
 
 class ZabbixAPIError(CheckError):
     exit_code = 10
-    label = "Zabbix API"
+    label = "Zabbix refused or failed the request (API, or the trapper for send)"
 
 
 # Exit statuses in one table, for --help and the docs (and a test that keeps them true).

@@ -23,9 +23,14 @@ class Metric:
         return "{connection}" in self.path
 
     @property
+    def field_name(self) -> str:
+        """Its field in the document `collect` prints, e.g. "sync_requests"."""
+        return self.command.replace("-", "_")
+
+    @property
     def key(self) -> str:
         """The Zabbix item key (without parameters)."""
-        return "exalate." + self.command.replace("-", "_")
+        return "exalate." + self.field_name
 
 
 METRICS = (
@@ -68,8 +73,23 @@ BY_COMMAND = {m.command: m for m in METRICS}
 NODE_METRICS = tuple(m for m in METRICS if not m.per_connection)
 CONNECTION_METRICS = tuple(m for m in METRICS if m.per_connection)
 
-# The two items that are not a number read from one endpoint.
+# The items that are not a number read from one endpoint.
 PING_KEY = "exalate.ping"
 DISCOVERY_KEY = "exalate.discovery"
+COLLECT_KEY = "exalate.collect"              # the whole node in one JSON document (collect, send)
+RESPONSE_TIME_KEY = "exalate.response_time"  # seconds the ping request took
+CONNECTION_COUNT_KEY = "exalate.connections"
+STATUS_KEY = "exalate.status"                # per connection, a code from CONNECTION_STATUSES
+
+# Connection statuses as the node reports them, and the number the templates store for each.
+# CONFIGURED: named in the configuration file, the node does not list it; 0: any other status.
+CONNECTION_STATUSES = (("ACTIVE", 1), ("DEACTIVATED", 2), ("ERROR", 3), ("PENDING", 4), ("CONFIGURED", 5))
+OTHER_STATUS = 0
 CONNECTIONS_PATH = "4.0/connections"
 AUTHENTICATE_PATH = "4.0/authenticate"
+
+# The key `send` pushes the collect document to, and the key of the trapper template's master item. It has no
+# parameters: the Zabbix server does not expand macros in a trapper item's key when it matches incoming values
+# (measured on 6.0.14: a value sent as exalate.collect[default] was refused by the item
+# exalate.collect[{$EXALATE.NODE}]), and the Zabbix host already says which node it is.
+SEND_KEY = COLLECT_KEY

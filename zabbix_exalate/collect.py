@@ -1,0 +1,190 @@
+"""Reads a whole node in one run: every endpoint once, over a few kept-alive connections, within one deadline."""
+import queue
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from .client import Deadline, Node
+from .errors import CheckError
+from .metrics import CONNECTION_METRICS, NODE_METRICS
+from .names import key_form
+
+CONNECTIONS = "connections"
+# The document's fields in the order it prints them.
+NODE_ORDER = ("ping", "response_time") + tuple(m.command for m in NODE_METRICS) + (CONNECTIONS,)
+CONNECTION_ORDER = ("name", "key", "id", "status", "remote") + tuple(m.field_name for m in CONNECTION_METRICS)
+
+
+class _Entry:
+    """One object of the document (the node, or one connection): its values and why others are missing."""
+
+    def __init__(self, values: Optional[dict] = None):
+        self.values: Dict[str, object] = values or {}
+        self.failures: Dict[str, str] = {}
+
+    def as_dict(self, order) -> dict:
+        ordered = {k: self.values[k] for k in order if k in self.values}
+        return {**ordered, "failures": {k: self.failures[k] for k in sorted(self.failures, key=_rank(order))}} \
+            if self.failures else ordered
+
+
+def _rank(order):
+    return lambda field: order.index(field) if field in order else len(order)
+
+
+class Collection:
+    """What one run found. Workers record into it until the deadline closes it; then it is final."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.node = _Entry()
+        self.connections: Optional[List[_Entry]] = None  # None: the list itself could not be read
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def record(self, entry: _Entry, field: str, read: Callable[[], object]):
+        """Run read() and keep its value, or the reason it has none; returns the value (None on failure)."""
+        try:
+            value = read()
+        except CheckError as exc:
+            reason = exc.message
+        except Exception as exc:  # a bug of ours: this value is lost, not the run
+            reason = f"internal error, please report it: {type(exc).__name__}: {exc}"
+        else:
+            with self.lock:
+                if not self.closed and field != CONNECTIONS:
+                    entry.values[field] = value
+            return value
+        with self.lock:
+            if not self.closed:
+                entry.failures[field] = reason
+        return None
+
+    def document(self) -> dict:
+        """The JSON document `collect` prints and `send` pushes (see docs/collect.md)."""
+        with self.lock:
+            doc = self.node.as_dict(NODE_ORDER)
+            if self.connections is not None:
+                doc[CONNECTIONS] = [c.as_dict(CONNECTION_ORDER) for c in self.connections]
+            if "failures" in doc:
+                doc["failures"] = doc.pop("failures")  # last, after the values: easier to read
+            return doc
+
+
+def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.monotonic) -> Collection:
+    """Read every value of the node: the ping request first, alone (it authenticates, and its time is the
+    node's own), then the node's totals, its connection list and each connection's queues, max_connections
+    requests at a time. Returns when all are read or the node's deadline has passed, whichever is first."""
+    found = Collection(node.deadline.seconds)
+    pool = _Pool(max_connections, found)
+    reads: Dict[str, Callable[[], object]] = {m.command: (lambda m=m: node.value(m)) for m in NODE_METRICS}
+    reads[CONNECTIONS] = node.connections
+    ping_field = CONNECTIONS if node.cfg.ping_check == "discover" else node.cfg.ping_check
+
+    def read_node(field: str) -> Callable[[], None]:
+        def run() -> None:
+            started = clock()
+            value = found.record(found.node, field, reads[field])
+            if field == ping_field:
+                with found.lock:
+                    if not found.closed:
+                        found.node.values["ping"] = 0 if value is None else 1
+                        if value is not None:
+                            found.node.values["response_time"] = round(clock() - started, 3)
+            if field == CONNECTIONS and value is not None:
+                for entry in found_connections(value):
+                    for metric in CONNECTION_METRICS:
+                        pool.submit(read_queue(entry, metric))
+        return run
+
+    def found_connections(listed: List[dict]) -> List[_Entry]:
+        entries = [_Entry(_connection_values(c)) for c in listed]
+        with found.lock:
+            if found.closed:
+                return []
+            found.connections = entries
+        return entries
+
+    def read_queue(entry: _Entry, metric) -> Callable[[], None]:
+        name = entry.values["name"]
+        return lambda: found.record(entry, metric.field_name, lambda: node.value(metric, name))
+
+    pool.submit(read_node(ping_field))
+    if pool.wait(node.deadline):
+        for field in reads:
+            if field != ping_field:
+                pool.submit(read_node(field))
+        pool.wait(node.deadline)
+    _close(found, list(reads), ping_field)
+    return found
+
+
+def _connection_values(listed: dict) -> dict:
+    values = {"name": listed["name"], "key": key_form(listed["name"]), "id": listed["id"],
+              "status": listed["status"] if isinstance(listed["status"], str) else "UNKNOWN"}
+    if isinstance(listed.get("remote"), str) and listed["remote"]:
+        values["remote"] = listed["remote"]
+    return values
+
+
+def _close(found: Collection, fields: List[str], ping_field: str) -> None:
+    """Make the result final: whatever is still missing ran out of time, and ping says why it is 0."""
+    late = f"no complete answer within the timeout of {found.seconds:g} s"
+    with found.lock:
+        found.closed = True
+        node = found.node
+        for field in fields:
+            if field not in node.values and field not in node.failures \
+                    and not (field == CONNECTIONS and found.connections is not None):
+                node.failures[field] = late
+        if node.values.get("ping") != 1:
+            node.values["ping"] = 0
+            node.failures["ping"] = node.failures["response_time"] = node.failures.get(ping_field, late)
+        for entry in found.connections or ():
+            for metric in CONNECTION_METRICS:
+                if metric.field_name not in entry.values and metric.field_name not in entry.failures:
+                    entry.failures[metric.field_name] = late
+
+
+class _Pool:
+    """Daemon worker threads: at the deadline the run reports and ends, whatever a worker still waits on."""
+
+    def __init__(self, size: int, found: Collection):
+        self.size = max(1, size)
+        self.found = found
+        self.tasks: "queue.Queue[Callable[[], None]]" = queue.Queue()
+        self.pending = 0
+        self.changed = threading.Condition(threading.Lock())
+        self.threads: List[threading.Thread] = []
+
+    def submit(self, task: Callable[[], None]) -> None:
+        worker = None
+        with self.changed:
+            self.pending += 1
+            if len(self.threads) < min(self.size, self.pending):
+                worker = threading.Thread(target=self._work, name="exalate-collect", daemon=True)
+                self.threads.append(worker)
+        self.tasks.put(task)
+        if worker:
+            worker.start()
+
+    def _work(self) -> None:
+        while True:
+            task = self.tasks.get()
+            try:
+                if not self.found.closed:
+                    task()
+            finally:
+                with self.changed:
+                    self.pending -= 1
+                    self.changed.notify_all()
+
+    def wait(self, deadline: Deadline) -> bool:
+        """Wait until every submitted task has ended; False when the deadline came first."""
+        with self.changed:
+            while self.pending:
+                left = deadline.end - deadline.clock()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+            return True
