@@ -1,4 +1,4 @@
-"""The template, the UserParameters and the CLI agree: one source of truth, checked here."""
+"""The templates, the UserParameters and the CLI agree: one source of truth, checked here."""
 import json
 import re
 import subprocess
@@ -8,133 +8,408 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_secret
+from conftest import BASE_SCENARIO, assert_no_secret, console, require_binary
 from zabbix_exalate.cli import main
-from zabbix_exalate.template import MACROS, TEMPLATE, TEMPLATE_FILE, USERPARAMETER_FILE, generated_files
+from zabbix_exalate.metrics import CONNECTION_METRICS, CONNECTION_STATUSES, OTHER_STATUS, SEND_KEY
+from zabbix_exalate.names import key_form
+from zabbix_exalate.template import (AGENT_TEMPLATE, DESIGNS, KEYS_DOC, MACROS, PER_CHECK_TEMPLATE, README_FILE,
+                                     TEMPLATE_NAMES, TRAPPER_TEMPLATE, USERPARAMETER_FILE, generated_files, tables,
+                                     template_files, template_xml)
 
 ROOT = Path(__file__).resolve().parent.parent
-XML = ET.parse(ROOT / TEMPLATE_FILE).getroot()
-TEMPLATE_EL = XML.find("templates/template")
+XML = {d.name: ET.parse(ROOT / d.file).getroot() for d in DESIGNS}
+ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE)
 USERPARAMETERS = dict(re.findall(r"^UserParameter=([\w.]+)\[\*\],(.*)$",
                                  (ROOT / USERPARAMETER_FILE).read_text(), re.M))
-ITEMS = TEMPLATE_EL.findall("items/item")
-PROTOTYPES = TEMPLATE_EL.findall("discovery_rules/discovery_rule/item_prototypes/item_prototype")
-RULES = TEMPLATE_EL.findall("discovery_rules/discovery_rule")
+GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own "Templates/Applications": the same in every file
+# Written independently of the generator's own pattern, so that a broken generator cannot hide here.
+GENERATED = re.compile(r"<!-- generated: (\S+) -->\n(.*?)<!-- end generated -->", re.S)
+NO_DATA = ("Exalate: No data from the checks", 'Exalate: Connection "{#CONNECTION}": No data, it may have been '
+           "removed on the other side")
+
+
+def template(name: str) -> ET.Element:
+    return XML[name].find("templates/template")
+
+
+def items(name: str):
+    return template(name).findall("items/item")
+
+
+def rules(name: str):
+    return template(name).findall("discovery_rules/discovery_rule")
+
+
+def prototypes(name: str):
+    return template(name).findall("discovery_rules/discovery_rule/item_prototypes/item_prototype")
+
+
+def triggers(name: str):
+    el = template(name)
+    return el.findall(".//triggers/trigger") + el.findall(".//trigger_prototypes/trigger_prototype")
 
 
 def base(key: str) -> str:
     return key.split("[", 1)[0]
 
 
+def master(name: str) -> ET.Element:
+    found = [i for i in items(name) if i.findtext("type") != "DEPENDENT"]
+    assert len(found) == 1, name
+    return found[0]
+
+
+# --- the files -------------------------------------------------------------------------------------
+
 @pytest.mark.parametrize("path", sorted(generated_files(ROOT)), ids=lambda p: str(p.relative_to(ROOT)))
 def test_committed_file_is_what_the_generator_writes(path):
-    assert path.read_text(encoding="utf-8") == generated_files(ROOT)[path], \
+    wanted = generated_files(ROOT)[path]
+    assert path.read_text(encoding="utf-8") == wanted, \
         f"{path.relative_to(ROOT)} is stale: run python -m zabbix_exalate.template"
+    # An empty block would pass the comparison above if the generator skipped it: it must hold a table.
+    for name, block in GENERATED.findall(wanted):
+        assert block.startswith("| ") and block.count("\n") >= 3, f"{path.name}: block {name} is empty"
 
 
-def test_export_format_is_zabbix_6_0():
-    assert XML.findtext("version") == "6.0"
-    assert TEMPLATE_EL.findtext("template") == TEMPLATE == "Exalate by Zabbix agent"
-    assert XML.find("groups/group/uuid").text == "a571c0d144b14fd4a87a9d9b2aa9fcd6"
+def test_every_generated_table_has_a_place_in_the_docs():
+    placed = [name for doc in (README_FILE, KEYS_DOC)
+              for name, _ in GENERATED.findall((ROOT / doc).read_text(encoding="utf-8"))]
+    assert sorted(placed) == sorted(tables())
+    assert {f"{kind}:{d.slug}" for d in DESIGNS for kind in ("macros", "items", "discovery", "triggers")} <= set(placed)
 
 
-def test_every_entity_has_its_own_uuid_v4():
-    found = [e.text for e in XML.iter("uuid")]
-    assert len(found) == len(set(found)) > 20
+def test_three_templates_one_file_each():
+    assert TEMPLATE_NAMES == (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE)
+    assert list(template_files()) == list(TEMPLATE_NAMES)
+    assert len({d.file for d in DESIGNS}) == 3
+    assert template_xml() == template_xml(AGENT_TEMPLATE)  # the default
+    with pytest.raises(KeyError):
+        template_xml("Exalate by SNMP")
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_export_format_is_zabbix_6_0(name):
+    root = XML[name]
+    assert root.findtext("version") == "6.0"
+    assert template(name).findtext("template") == template(name).findtext("name") == name
+    # Zabbix's ZBX_PREG_INTERNAL_NAMES: what a template's technical name may hold.
+    assert re.fullmatch(r"[0-9a-zA-Z_. \-]+", name)
+    assert root.find("groups/group/uuid").text == GROUP_UUID
+
+
+def test_every_entity_has_its_own_uuid_v4_in_all_three_files():
+    found = [e.text for root in XML.values() for e in root.iter("uuid") if e.text != GROUP_UUID]
+    assert len(found) == len(set(found)) > 80
     for text in found:
         assert re.fullmatch(r"[0-9a-f]{32}", text), text
         value = uuid.UUID(hex=text)
         assert value.version == 4 and value.variant == uuid.RFC_4122, text
     # Everything Zabbix requires a uuid on carries one.
-    for path in ("templates/template", "templates/template/items/item", "graphs/graph",
-                 "templates/template/items/item/triggers/trigger", "templates/template/dashboards/dashboard",
-                 "templates/template/valuemaps/valuemap", "templates/template/discovery_rules/discovery_rule",
-                 "templates/template/discovery_rules/discovery_rule/item_prototypes/item_prototype",
-                 "templates/template/discovery_rules/discovery_rule/item_prototypes/item_prototype/"
-                 "trigger_prototypes/trigger_prototype",
-                 "templates/template/discovery_rules/discovery_rule/graph_prototypes/graph_prototype"):
-        entities = XML.findall(path)
-        assert entities, path
-        assert all(e.findtext("uuid") for e in entities), path
+    for root in XML.values():
+        for path in ("templates/template", "templates/template/items/item", "graphs/graph",
+                     "templates/template/items/item/triggers/trigger", "templates/template/dashboards/dashboard",
+                     "templates/template/valuemaps/valuemap", "templates/template/discovery_rules/discovery_rule",
+                     "templates/template/discovery_rules/discovery_rule/item_prototypes/item_prototype",
+                     "templates/template/discovery_rules/discovery_rule/item_prototypes/item_prototype/"
+                     "trigger_prototypes/trigger_prototype",
+                     "templates/template/discovery_rules/discovery_rule/graph_prototypes/graph_prototype"):
+            entities = root.findall(path)
+            assert entities, path
+            assert all(e.findtext("uuid") for e in entities), path
 
 
-def test_every_key_in_the_template_is_served_by_a_userparameter():
-    keys = [e.findtext("key") for e in ITEMS + PROTOTYPES + RULES]
+def test_the_agent_template_keeps_the_uuids_its_entities_always_had():
+    """An update in place: Zabbix matches by uuid, so the hosts of the old (per-check) template keep their items."""
+    ping = next(i for i in items(AGENT_TEMPLATE) if i.findtext("key") == "exalate.ping[{$EXALATE.NODE}]")
+    assert template(AGENT_TEMPLATE).findtext("uuid") == "db79e7b0f0ac4ccea9d88e51651d5c1e"
+    assert ping.findtext("uuid") == "df4f85e3104f4eed889b86f532712a0e"
+
+
+# --- keys, UserParameters and commands -------------------------------------------------------------
+
+def test_every_agent_key_in_the_templates_is_served_by_a_userparameter():
+    keys = [e.findtext("key") for name in TEMPLATE_NAMES for e in items(name) + prototypes(name) + rules(name)
+            if e.findtext("type") in (None, "ZABBIX_PASSIVE")]
     assert {base(k) for k in keys} == set(USERPARAMETERS)
     for key in keys:
         assert key.startswith(f"{base(key)}[{{$EXALATE.NODE}}"), key  # the node is always the first parameter
 
 
-def test_every_userparameter_runs_a_real_command():
+def test_every_userparameter_runs_a_real_command_with_real_options():
+    global_options = {o for p in main.params for o in getattr(p, "opts", [])}
     for key, command in USERPARAMETERS.items():
         words = command.replace("2>/dev/null", "").split()
-        assert words[:3] == ["zabbix-exalate", "--node", "'$1'"], command
-        sub = main.commands[words[3]]
+        assert words[0] == "zabbix-exalate" and words[1:3] == ["--node", "'$1'"], command
+        at = 1
+        while words[at].startswith("--"):  # global options, each with its value
+            assert words[at] in global_options, command
+            at += 2
+        sub = main.commands[words[at]]
+        rest = words[at + 1:]
         options = {o for p in sub.params for o in getattr(p, "opts", []) if o.startswith("--")}
-        assert {w for w in words[4:] if w.startswith("--") and w != "--"} <= options, command
+        assert {w for w in rest if w.startswith("--") and w != "--"} <= options, command
         arguments = [p for p in sub.params if p.param_type_name == "argument"]
-        assert ("'$2'" in words) == bool(arguments), command
+        assert ("'$2'" in rest) == bool(arguments), command
         assert "secret" not in command and "password" not in command
 
 
+def test_the_one_poll_templates_keep_the_single_checks_keys():
+    """Unlink one template without clearing, link another: matching keys keep their items and history."""
+    def keys(name):
+        return {e.findtext("key") for e in items(name) + prototypes(name) + rules(name)} - {
+            master(name).findtext("key") if name in ONE_POLL else None}
+    assert keys(PER_CHECK_TEMPLATE) < keys(AGENT_TEMPLATE) == keys(TRAPPER_TEMPLATE)
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_one_poll_templates_read_one_document(name):
+    first = master(name)
+    assert (first.findtext("value_type"), first.findtext("history"), first.findtext("trends")) == ("TEXT", "0", "0")
+    assert first.find("triggers") is None  # an item without history evaluates no trigger
+    if name == AGENT_TEMPLATE:
+        assert first.findtext("type") is None  # Zabbix agent
+        assert first.findtext("key") == "exalate.collect[{$EXALATE.NODE},{$EXALATE.COLLECT.TIMEOUT}]"
+        assert first.findtext("delay") == "{$EXALATE.INTERVAL}"
+    else:
+        # The server matches a trapper value by the key as written: it would not expand a macro in it.
+        assert (first.findtext("type"), first.findtext("key")) == ("TRAP", SEND_KEY)
+    dependent = [e for e in items(name) + prototypes(name) + rules(name) if e is not first]
+    for entity in dependent:
+        assert entity.findtext("type") == "DEPENDENT", entity.findtext("key")
+        assert entity.findtext("master_item/key") == first.findtext("key")
+        steps = [(s.findtext("type"), s.findtext("parameters/parameter")) for s in entity.findall("preprocessing/step")]
+        if entity.findtext("key").startswith("exalate.ping["):
+            assert steps == [("JSONPATH", "$.ping")]  # a node that is down is a 0, not an unsupported item
+        else:
+            assert steps[0][0] == "CHECK_JSON_ERROR", entity.findtext("key")
+
+
+def test_queue_prototypes_check_their_connection_then_their_own_failure():
+    fields = {f"exalate.{m.field_name}": m.field_name for m in CONNECTION_METRICS}
+    for name in ONE_POLL:
+        for proto in prototypes(name):
+            steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler"))
+                     for s in proto.findall("preprocessing/step")]
+            assert steps[:2] == [
+                ("CHECK_JSON_ERROR", "$.failures.connections", None),
+                ("JSONPATH", "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()", "CUSTOM_ERROR")]
+            field = fields.get(base(proto.findtext("key")))
+            if field:
+                assert steps[2:] == [("CHECK_JSON_ERROR", f"$.failures.{field}", None),
+                                     ("JSONPATH", f"$.{field}", None)]
+
+
 def test_every_item_prototype_key_holds_an_lld_macro_and_names_show_the_real_name():
-    for proto in PROTOTYPES:
-        assert "{#CONNECTION.KEY}" in proto.findtext("key")
-        assert '"{#CONNECTION}"' in proto.findtext("name")
-        tags = {t.findtext("tag"): t.findtext("value") for t in proto.findall("tags/tag")}
-        assert tags == {"component": "queue", "connection": "{#CONNECTION}"}
+    for name in TEMPLATE_NAMES:
+        for proto in prototypes(name):
+            assert "{#CONNECTION.KEY}" in proto.findtext("key")
+            assert '"{#CONNECTION}"' in proto.findtext("name")
+            tags = {t.findtext("tag"): t.findtext("value") for t in proto.findall("tags/tag")}
+            assert tags in ({"component": "queue", "connection": "{#CONNECTION}"},
+                            {"component": "health", "connection": "{#CONNECTION}"})
 
 
-def test_every_lld_macro_the_template_uses_is_one_discover_emits(cli):
-    emitted = set().union(*(row.keys() for row in json.loads(cli("discover").stdout)))
-    used = set(re.findall(r"\{#[A-Z0-9_.]+\}", ET.tostring(TEMPLATE_EL.find("discovery_rules"), encoding="unicode")))
+def used_lld_macros(rule: ET.Element) -> set:
+    copy = ET.fromstring(ET.tostring(rule))
+    for paths in copy.findall("lld_macro_paths"):
+        copy.remove(paths)
+    return set(re.findall(r"\{#[A-Z0-9_.]+\}", ET.tostring(copy, encoding="unicode")))
+
+
+def test_every_lld_macro_a_template_uses_is_one_its_discovery_provides(cli, roomy):
+    emitted = set().union(*(row.keys() for row in json.loads(cli("discover", config_path=roomy).stdout)))
+    (rule,) = rules(PER_CHECK_TEMPLATE)
+    used = used_lld_macros(rule)
     assert used and used <= emitted, used - emitted
+    for name in ONE_POLL:
+        (rule,) = rules(name)
+        provided = {p.findtext("lld_macro") for p in rule.findall("lld_macro_paths/lld_macro_path")}
+        used = used_lld_macros(rule)
+        assert used and used <= provided <= emitted, (name, used - provided, provided - emitted)
 
 
-def test_every_user_macro_is_defined_with_a_description_and_used():
-    text = ET.tostring(XML, encoding="unicode")
-    defined = {m for m, _, _ in MACROS}
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_user_macro_is_defined_with_a_description_and_used(name):
+    el = template(name)
+    defined = {m.findtext("macro"): m for m in el.findall("macros/macro")}
+    copy = ET.fromstring(ET.tostring(XML[name]))
+    copy.find("templates/template").remove(copy.find("templates/template/macros"))
+    text = ET.tostring(copy, encoding="unicode")
     used = {re.sub(r":.*", "}", m) for m in re.findall(r"\{\$[A-Z0-9_.]+[:}]", text)}
-    assert used == defined
-    for macro in TEMPLATE_EL.findall("macros/macro"):
-        assert macro.findtext("description"), macro.findtext("macro")
+    assert used == set(defined)
+    values = {m: (v, d) for m, v, d in MACROS}
+    for macro, entity in defined.items():
+        assert entity.findtext("description"), macro
+        assert (entity.findtext("value"), entity.findtext("description")) == values[macro]
 
 
-def test_triggers_use_the_template_items_and_depend_on_node_unreachable():
-    keys = {e.findtext("key") for e in ITEMS + PROTOTYPES}
-    triggers = TEMPLATE_EL.findall(".//triggers/trigger") + TEMPLATE_EL.findall(
-        ".//trigger_prototypes/trigger_prototype")
-    names = {(t.findtext("name"), t.findtext("expression")) for t in triggers}
-    for trig in triggers:
-        referenced = re.findall(rf"/{re.escape(TEMPLATE)}/(exalate\.\w+\[[^\]]*\])", trig.findtext("expression"))
+def test_every_macro_of_the_list_serves_some_template():
+    defined = {m.findtext("macro") for name in TEMPLATE_NAMES for m in template(name).findall("macros/macro")}
+    assert defined == {m for m, _, _ in MACROS}
+    assert "{$EXALATE.COLLECT.TIMEOUT}" not in {m.findtext("macro") for m in template(TRAPPER_TEMPLATE).findall(
+        "macros/macro")}
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_triggers_use_the_template_items_and_depend_on_node_unreachable(name):
+    el = template(name)
+    keys = {e.findtext("key") for e in items(name) + prototypes(name)}
+    if name in ONE_POLL:
+        keys.remove(master(name).findtext("key"))  # history 0: no trigger may read it
+    found = triggers(name)
+    names = {(t.findtext("name"), t.findtext("expression")) for t in found}
+    for trig in found:
+        referenced = re.findall(rf"/{re.escape(name)}/(exalate\.\w+\[[^\]]*\])", trig.findtext("expression"))
         assert referenced and set(referenced) <= keys, trig.findtext("name")
+        assert "/Exalate by" not in re.sub(rf"/{re.escape(name)}/", "", trig.findtext("expression"))
         assert trig.findtext("description") and trig.findtext("priority")
         for dep in trig.findall("dependencies/dependency"):
             assert (dep.findtext("name"), dep.findtext("expression")) in names
         if trig.findtext("name") not in ("Exalate: Node is unreachable", "Exalate: No data from the checks"):
             assert "Exalate: Node is unreachable" in [d.findtext("name") for d in trig.findall(
                 "dependencies/dependency")], trig.findtext("name")
+        assert (trig.findtext("manual_close") == "YES") == (trig.findtext("name") in NO_DATA), trig.findtext("name")
     # Thresholds of a connection can be overridden for that connection alone.
-    for trig in TEMPLATE_EL.findall(".//trigger_prototypes/trigger_prototype"):
+    for trig in el.findall(".//trigger_prototypes/trigger_prototype"):
         thresholds = set(re.findall(r"\{\$[A-Z0-9_.]+[:}]", trig.findtext("expression"))) - {"{$EXALATE.NODE}"}
         assert thresholds and all(m.endswith(":") for m in thresholds), trig.findtext("name")
+    # The override that spares deactivated connections their backlog triggers still finds them.
+    (override,) = el.findall("discovery_rules/discovery_rule/overrides/override")
+    spared = [t.findtext("name") for t in found if "backlog" in t.findtext("name")]
+    assert len(spared) == 2 and override.findtext("operations/operation/value") == "backlog"
 
 
-def test_userparameters_give_what_the_agent_would_store(config, sim):
-    """Each UserParameter run through /bin/sh as the agent runs it, with $1..$3 filled in."""
-    env = {"ZABBIX_EXALATE_CONFIG": config, "PATH": str(Path(subprocess.check_output(
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_connection_status_triggers_and_value_map(name):
+    codes = dict(CONNECTION_STATUSES)
+    status_key = f"/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+    found = {t.findtext("name"): t for t in triggers(name)}
+    error = found['Exalate: Connection "{#CONNECTION}": Connection is in error']
+    deactivated = found['Exalate: Connection "{#CONNECTION}": Connection is deactivated']
+    period = '{$EXALATE.STATUS.PERIOD:"{#CONNECTION}"}'
+    assert error.findtext("expression") == (f"min({status_key},{period})={codes['ERROR']} and "
+                                            f"max({status_key},{period})={codes['ERROR']}")
+    assert deactivated.findtext("expression").startswith('{$EXALATE.DEACTIVATED.CONTROL:"{#CONNECTION}"}=1 and ')
+    assert f"={codes['DEACTIVATED']}" in deactivated.findtext("expression")
+    assert (error.findtext("priority"), deactivated.findtext("priority")) == ("AVERAGE", "WARNING")
+    (valuemap,) = [v for v in template(name).findall("valuemaps/valuemap")
+                   if v.findtext("name") == "Exalate connection status"]
+    mapped = {int(m.findtext("value")): m.findtext("newvalue") for m in valuemap.findall("mappings/mapping")}
+    assert mapped == {OTHER_STATUS: "Other", **{code: status.title() for status, code in CONNECTION_STATUSES}}
+
+
+# --- the real chain, without Zabbix: the agent's command, then each item's preprocessing --------------
+
+class Unsupported(Exception):
+    """What Zabbix would make of the item: unsupported, with this message."""
+
+
+FIRST = re.compile(r"\[\?\(@\.(\w+)=='([^']*)'\)\]\.first\(\)")
+
+
+def jsonpath(value, path: str):
+    """The few JSONPath forms the templates use: $.a.b, $.a.length(), $.a[?(@.k=='v')].first()."""
+    assert path.startswith("$"), path
+    rest = path[1:]
+    while rest:
+        if rest == ".length()":
+            return len(value)
+        step = FIRST.match(rest)
+        if step:
+            found = [e for e in value if e.get(step[1]) == step[2]]
+            if not found:
+                raise LookupError(path)
+            value, rest = found[0], rest[step.end():]
+            continue
+        step = re.match(r"\.(\w+)", rest)
+        assert step, f"a JSONPath form this test cannot evaluate: {path}"
+        if not isinstance(value, dict) or step[1] not in value:
+            raise LookupError(path)
+        value, rest = value[step[1]], rest[step.end():]
+    return value
+
+
+def as_text(value) -> str:
+    """How Zabbix hands a JSONPath result to the next step: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def javascript(script: str, value: str) -> str:
+    """Run a preprocessing script as Zabbix does: a function body of `value` whose result becomes a string."""
+    harness = ("let input = ''; process.stdin.on('data', d => input += d); process.stdin.on('end', () => {"
+               " const {script, value} = JSON.parse(input);"
+               " try { process.stdout.write(String(new Function('value', script)(value))); }"
+               " catch (e) { process.stderr.write(String(e)); process.exit(1); } });")
+    ran = subprocess.run(["node", "-e", harness], input=json.dumps({"script": script, "value": value}),
+                         capture_output=True, text=True, timeout=30)
+    if ran.returncode:
+        raise Unsupported(ran.stderr)
+    return ran.stdout
+
+
+def preprocess(entity: ET.Element, value: str, macros: dict = None) -> str:
+    for step in entity.findall("preprocessing/step"):
+        kind, parameter = step.findtext("type"), step.findtext("parameters/parameter")
+        for macro, text in (macros or {}).items():
+            parameter = parameter.replace(macro, text)
+        if kind == "CHECK_JSON_ERROR":
+            try:
+                raise Unsupported(jsonpath(json.loads(value), parameter))
+            except LookupError:
+                continue
+        elif kind == "JSONPATH":
+            try:
+                value = as_text(jsonpath(json.loads(value), parameter))
+            except LookupError:
+                if step.findtext("error_handler") == "CUSTOM_ERROR":
+                    raise Unsupported(step.findtext("error_handler_params")) from None
+                raise Unsupported(f"no data matches {parameter}") from None
+        elif kind == "JAVASCRIPT":
+            value = javascript(parameter, value)
+        else:
+            assert kind == "DISCARD_UNCHANGED_HEARTBEAT", kind  # keeps the value when it changed, as here
+    return value
+
+
+def value_of(entity: ET.Element, document: str, macros: dict = None) -> str:
+    try:
+        return preprocess(entity, document, macros)
+    except Unsupported as exc:
+        return f"unsupported: {exc}"
+
+
+def discovered(rule: ET.Element, document: str) -> list:
+    rows = json.loads(preprocess(rule, document))
+    paths = {p.findtext("lld_macro"): p.findtext("path") for p in rule.findall("lld_macro_paths/lld_macro_path")}
+    return [{macro: as_text(jsonpath(row, path)) for macro, path in paths.items()} for row in rows]
+
+
+@pytest.fixture
+def roomy(write_config):
+    """A configuration for the simulator with time to spare: these tests check values, not speed, and the
+    machine may be busy."""
+    return write_config(timeout="20")
+
+
+@pytest.fixture
+def agent(roomy):
+    """Run a UserParameter through /bin/sh as the agent runs it, with $1..$3 filled in: agent(key, *params)."""
+    env = {"ZABBIX_EXALATE_CONFIG": roomy, "PATH": str(Path(subprocess.check_output(
         ["sh", "-c", "command -v zabbix-exalate"], text=True).strip()).parent) + ":/usr/bin:/bin"}
 
-    def agent(key, *params):
+    def run(key, *params):
         command = USERPARAMETERS[key]
         for i, value in enumerate(params, 1):
             command = command.replace(f"${i}", value)
         command = re.sub(r"\$\d", "", command)
-        proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env, timeout=30)
+        proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env, timeout=60)
         output = proc.stdout + proc.stderr  # the agent stores both
         assert_no_secret(output)
         return output.strip()
+    return run
 
+
+def test_userparameters_give_what_the_agent_would_store(agent, sim):
     assert agent("exalate.ping", "") == "1"
     assert agent("exalate.errors", "default") == "7"
     assert agent("exalate.outgoing", "") == "20"
@@ -145,5 +420,101 @@ def test_userparameters_give_what_the_agent_would_store(config, sim):
     assert agent("exalate.error_responses", "", key, "NO_ISSUE_TO_CONNECT_TO") == "3"  # 5 failures, 2 reasons
     gone = agent("exalate.sync_requests", "", "Gone")
     assert "not found" in gone and not gone[:1].isdigit()
+    # The master item: an empty timeout (the macro left empty) means the node's own.
+    assert json.loads(agent("exalate.collect", "", ""))["errors"] == 7
+    assert json.loads(agent("exalate.collect", "default", "10"))["outgoing"] == 20
     sim.stop()
     assert agent("exalate.ping", "") == "0"  # the reason goes to the log of a manual run, not into the value
+
+
+def expected_node_values(document: dict) -> dict:
+    return {"exalate.ping": "1", "exalate.errors": str(BASE_SCENARIO["errors"]),
+            "exalate.outgoing": str(BASE_SCENARIO["outgoing"]), "exalate.incoming": str(BASE_SCENARIO["incoming"]),
+            "exalate.connections": str(len(BASE_SCENARIO["connections"])),
+            "exalate.response_time": json.dumps(document["response_time"])}
+
+
+@pytest.fixture
+def document(agent, roomy):
+    def get(name: str) -> str:
+        if name == AGENT_TEMPLATE:
+            return agent("exalate.collect", "", "")
+        ran = console("--config", roomy, "collect")  # the document `send` pushes to the trapper item
+        assert ran.code == 0, ran
+        return ran.stdout.strip()
+    return get
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_dependent_items_give_the_simulators_values(name, document):
+    text = document(name)
+    wanted = expected_node_values(json.loads(text))
+    for entity in items(name):
+        if entity.findtext("type") == "DEPENDENT":
+            assert value_of(entity, text) == wanted.pop(base(entity.findtext("key"))), entity.findtext("key")
+    assert wanted == {}, "an item the test expected is missing"
+    for connection in BASE_SCENARIO["connections"]:
+        macros = {"{#CONNECTION.KEY}": key_form(connection["name"])}
+        for proto in prototypes(name):
+            field = base(proto.findtext("key"))[len("exalate."):]
+            got = value_of(proto, text, macros)
+            command = field.replace("_", "-")
+            if "queues" in connection and command in connection["queues"]:
+                assert got == str(connection["queues"][command]), (connection["name"], field)
+            elif field != "status":
+                assert got.startswith("unsupported: ") and "not found" in got, (connection["name"], field, got)
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_a_connection_the_node_no_longer_lists_says_so(name, document):
+    doc = json.loads(document(name))
+    doc["connections"] = [c for c in doc["connections"] if c["name"] != "Gone"]
+    for proto in prototypes(name):
+        got = value_of(proto, json.dumps(doc), {"{#CONNECTION.KEY}": "Gone"})
+        assert got.startswith("unsupported: the node no longer lists this connection"), got
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_a_node_that_is_down_is_a_0_and_every_other_item_says_why(name, document, sim):
+    sim.stop()
+    text = document(name)
+    for entity in items(name) + prototypes(name):
+        if entity.findtext("type") != "DEPENDENT":
+            continue
+        got = value_of(entity, text, {"{#CONNECTION.KEY}": "AllContent"})
+        if entity.findtext("key").startswith("exalate.ping["):
+            assert got == "0"
+        else:
+            assert got.startswith("unsupported: ") and len(got) > 30, (entity.findtext("key"), got)
+    (rule,) = rules(name)
+    with pytest.raises(Unsupported):  # the rule keeps its items while it cannot tell
+        discovered(rule, text)
+
+
+def test_scripts_are_ecmascript_5_for_zabbix():
+    """Zabbix runs preprocessing in Duktape: no arrow functions, let, const or template strings."""
+    for name in ONE_POLL:
+        for step in XML[name].iter("step"):
+            if step.findtext("type") == "JAVASCRIPT":
+                script = step.findtext("parameters/parameter")
+                assert not re.search(r"=>|\blet\b|\bconst\b|`", script), script
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_discovery_and_status_scripts_give_what_discover_gives(name, document, cli, roomy):
+    require_binary("node")
+    text = document(name)
+    (rule,) = rules(name)
+    emitted = [{k: v for k, v in row.items() if k != "{#CONNECTION.REMOTE}"}
+               for row in json.loads(cli("discover", config_path=roomy).stdout)]
+    assert discovered(rule, text) == emitted
+    # Queue numbers do not reach discovery: an unchanged connection list is discarded whatever the queues say.
+    doc = json.loads(text)
+    doc["connections"][0]["sync_requests"] += 100
+    assert preprocess(rule, json.dumps(doc)) == preprocess(rule, text)
+    (status,) = [p for p in prototypes(name) if p.findtext("key").startswith("exalate.status[")]
+    codes = dict(CONNECTION_STATUSES)
+    for reported in [s for s, _ in CONNECTION_STATUSES] + ["SOMETHING_NEW"]:
+        doc["connections"][0]["status"] = reported
+        got = value_of(status, json.dumps(doc), {"{#CONNECTION.KEY}": doc["connections"][0]["key"]})
+        assert got == str(codes.get(reported, OTHER_STATUS)), reported

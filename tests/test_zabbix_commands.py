@@ -51,3 +51,9 @@ def unused_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_add_host_names_the_templates_it_can_link():
+    ran = zabbix("add-host", "exalate-jira", "--template", "Exalate by SNMP", ZABBIX_URL="http://127.0.0.1:9",
+                 ZABBIX_TOKEN="t" * 64)
+    assert ran.code == 2 and "Exalate by Zabbix trapper" in ran.stderr, ran

@@ -1,31 +1,88 @@
-"""The Zabbix side, generated from metrics.py: the template, the agent's UserParameters, their reference tables."""
+"""The Zabbix side, generated from metrics.py: the templates, the agent's UserParameters, their reference tables."""
 import hashlib
+import json
 import re
 import sys
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .metrics import BY_COMMAND, CONNECTION_METRICS, DISCOVERY_KEY, NODE_METRICS, PING_KEY
+from .metrics import (BY_COMMAND, COLLECT_KEY, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
+                      DISCOVERY_KEY, NODE_METRICS, OTHER_STATUS, PING_KEY, RESPONSE_TIME_KEY, SEND_KEY, STATUS_KEY)
 
-TEMPLATE = "Exalate by Zabbix agent"
+# The bundled templates. Technical names may hold only letters, digits, spaces, "_", "." and "-" (Zabbix
+# refuses anything else in a template's or host's technical name), so "per check" carries no comma.
+AGENT_TEMPLATE = "Exalate by Zabbix agent"                 # one poll per node: `collect`, dependent items
+PER_CHECK_TEMPLATE = "Exalate by Zabbix agent per check"   # one agent item, one process, per value
+TRAPPER_TEMPLATE = "Exalate by Zabbix trapper"             # one poll per node, pushed by `send`
+DEFAULT_TEMPLATE = AGENT_TEMPLATE
+TEMPLATE = AGENT_TEMPLATE  # the name this module exported before there were three
+
 GROUP = "Templates/Applications"
 GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own uuid for this group
 VALUEMAP = "Exalate node state"
+STATUS_VALUEMAP = "Exalate connection status"
 CONNECTION = "{#CONNECTION}"
+CONNECTION_KEY = "{#CONNECTION.KEY}"
 
 # Where the generated files live, relative to the repository root.
-TEMPLATE_FILE = "templates/template_exalate_agent.xml"
 USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
 README_FILE = "templates/README.md"
 KEYS_DOC = "docs/item-keys.md"
 
+# How the node's figures reach Zabbix.
+PER_CHECK = "per check"   # the agent runs one check per value
+AGENT = "agent"           # the agent runs `collect`, dependent items split the document
+TRAPPER = "trapper"       # `send` pushes the document to a trapper item
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str           # the template's technical and visible name
+    slug: str           # names its generated blocks in the Markdown files
+    file: str           # relative to the repository root
+    wiring: str         # PER_CHECK, AGENT or TRAPPER
+    uuid_prefix: str    # "": the uuids the agent template has always had (an update keeps its hosts' history)
+    summary: str        # how the values arrive, for the template's description
+
+    @property
+    def one_poll(self) -> bool:
+        return self.wiring != PER_CHECK
+
+    def uid(self, slug: str) -> str:
+        return uid(self.uuid_prefix + slug)
+
+    def ref(self, key: str) -> str:
+        return f"/{self.name}/{key}"
+
+
+DESIGNS = (
+    Design(AGENT_TEMPLATE, "agent", "templates/template_exalate_agent.xml", AGENT, "",
+           "The Zabbix agent runs `zabbix-exalate collect` once per interval; dependent items take each value "
+           "from that one document."),
+    Design(PER_CHECK_TEMPLATE, "per_check", "templates/template_exalate_agent_per_check.xml", PER_CHECK,
+           "per-check:", "The Zabbix agent runs one zabbix-exalate check per value (one process, one request each)."),
+    Design(TRAPPER_TEMPLATE, "trapper", "templates/template_exalate_trapper.xml", TRAPPER, "trapper:",
+           "`zabbix-exalate send` (a systemd timer or cron) pushes the document of `collect` to a trapper item; "
+           "dependent items take each value from it."),
+)
+BY_NAME = {d.name: d for d in DESIGNS}
+TEMPLATE_NAMES = tuple(BY_NAME)
+TEMPLATE_FILE = BY_NAME[AGENT_TEMPLATE].file  # the default template's file
+
 MACROS: Tuple[Tuple[str, str, str], ...] = (
     ("{$EXALATE.NODE}", "default",
-     "Section of /etc/zabbix/zabbix_exalate.conf naming the Exalate node this host watches."),
+     "Section of /etc/zabbix/zabbix_exalate.conf naming the Exalate node this host watches (for the trapper "
+     "template: the --node that send runs with)."),
     ("{$EXALATE.INTERVAL}", "1m", "How often the node and its connections are polled."),
-    ("{$EXALATE.LLD.INTERVAL}", "1h", "How often the node's connections are discovered."),
+    ("{$EXALATE.COLLECT.TIMEOUT}", "2.5",
+     "Seconds one collection of the whole node may take (collect's --timeout; empty: the node's timeout in "
+     "the configuration file). On Zabbix 6.0 keep it below the agent's Timeout, which otherwise kills the "
+     "command and loses every value of the poll; on 7.0, below the item's timeout."),
+    ("{$EXALATE.LLD.INTERVAL}", "1h", "How often the node's connections are discovered. One-poll templates see "
+     "a change of the connection list at the next poll and rediscover at least this often otherwise."),
     ("{$EXALATE.LLD.LIFETIME}", "7d", "How long the items of a connection that is no longer listed are kept."),
     ("{$EXALATE.CONNECTION.MATCHES}", ".*", "Discover only connections whose name matches this regular expression."),
     ("{$EXALATE.CONNECTION.NOT_MATCHES}", "CHANGE_IF_NEEDED",
@@ -48,9 +105,15 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
      "Context: a connection's name."),
     ("{$EXALATE.BACKLOG.IGNORE.STATUS}", "^DEACTIVATED$", "Connections whose status matches this regular "
      "expression get no backlog triggers: a deactivated connection queues changes by design."),
+    ("{$EXALATE.STATUS.PERIOD}", "10m", "How long a connection must stay in ERROR, or DEACTIVATED, before a "
+     "problem opens. Context: a connection's name."),
+    ("{$EXALATE.DEACTIVATED.CONTROL}", "1", "1: a connection that stays deactivated raises a warning. Set it to 0 "
+     "with the connection's name as context when that connection is deactivated on purpose. "
+     "Context: a connection's name."),
 )
 
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
+STATUS_CODES = dict(CONNECTION_STATUSES)
 
 
 def uid(slug: str) -> str:
@@ -63,7 +126,14 @@ def node_key(base: str) -> str:
 
 
 def connection_key(base: str) -> str:
-    return f"{base}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+    return f"{base}[{{$EXALATE.NODE}},{CONNECTION_KEY}]"
+
+
+def master_key(d: Design) -> str:
+    """The item holding the whole document: the agent passes node and timeout on; a trapper key takes no macro."""
+    if d.wiring == AGENT:
+        return f"{COLLECT_KEY}[{{$EXALATE.NODE}},{{$EXALATE.COLLECT.TIMEOUT}}]"
+    return SEND_KEY
 
 
 def ctx(macro: str) -> str:
@@ -71,86 +141,205 @@ def ctx(macro: str) -> str:
     return f'{macro[:-1]}:"{CONNECTION}"}}'
 
 
-def ref(key: str) -> str:
-    return f"/{TEMPLATE}/{key}"
-
-
 def tags(**pairs: str) -> List[dict]:
     return [{"tag": k, "value": v} for k, v in pairs.items()]
 
 
-PING = node_key(PING_KEY)
-NODE_DOWN = {"name": "Exalate: Node is unreachable", "expression": f"max({ref(PING)},{{$EXALATE.DOWN.PERIOD}})=0"}
+# --- preprocessing of the one-poll templates -------------------------------------------------------
+
+def step(kind: str, parameter: str, error: str = "") -> dict:
+    entity = {"type": kind, "parameters": [parameter]}
+    if error:
+        entity.update(error_handler="CUSTOM_ERROR", error_handler_params=error)
+    return entity
 
 
-def trigger(slug: str, expression: str, name: str, priority: str, description: str, event_name: str = "",
-            opdata: str = "", depends: Tuple[dict, ...] = (NODE_DOWN,), scope: str = "availability") -> dict:
-    entity = {"uuid": uid(f"trigger:{slug}"), "expression": expression, "name": name}
+def failure_check(field: str) -> dict:
+    """Unsupported with the reason `collect` gave for this field, when it gave one."""
+    return step("CHECK_JSON_ERROR", f"$.failures.{field}")
+
+
+def node_value(field: str) -> List[dict]:
+    return [failure_check(field), step("JSONPATH", f"$.{field}")]
+
+
+CONNECTION_GONE = ("the node no longer lists this connection: it was removed or renamed. Discovery notices at "
+                   "its next run (rediscover to see it now) and removes its items when their lifetime ends.")
+
+
+def connection_entry() -> List[dict]:
+    """From the document to this connection's object, or the reason there is none."""
+    return [failure_check("connections"),
+            step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", CONNECTION_GONE)]
+
+
+# Zabbix runs preprocessing JavaScript in Duktape: ECMAScript 5.1 only.
+DISCOVERY_JS = """\
+var connections = JSON.parse(value).connections;
+if (!Array.isArray(connections)) {
+    throw 'the collected document lists no connections';
+}
+// Only what identifies a connection: its queue numbers change every poll and would defeat discard-unchanged.
+return JSON.stringify(connections.map(function (c) {
+    return {
+        name: c.name,
+        key: c.key,
+        id: c.id === null || c.id === undefined ? '' : String(c.id),
+        status: typeof c.status === 'string' ? c.status : 'UNKNOWN'
+    };
+}));"""
+
+
+def status_js() -> str:
+    """The status string to its code, from metrics.CONNECTION_STATUSES."""
+    return (f"var codes = {json.dumps(STATUS_CODES)};\n"
+            f"return codes.hasOwnProperty(value) ? codes[value] : {OTHER_STATUS};")
+
+
+LLD_MACRO_PATHS = (("{#CONNECTION}", "$.name"), (CONNECTION_KEY, "$.key"), ("{#CONNECTION.ID}", "$.id"),
+                   ("{#CONNECTION.STATUS}", "$.status"))
+
+
+# --- items and triggers --------------------------------------------------------------------------
+
+def node_down(d: Design) -> dict:
+    return {"name": "Exalate: Node is unreachable",
+            "expression": f"max({d.ref(node_key(PING_KEY))},{{$EXALATE.DOWN.PERIOD}})=0"}
+
+
+def trigger(d: Design, slug: str, expression: str, name: str, priority: str, description: str,
+            event_name: str = "", opdata: str = "", depends: Optional[Tuple[dict, ...]] = None,
+            scope: str = "availability", manual_close: bool = False) -> dict:
+    entity = {"uuid": d.uid(f"trigger:{slug}"), "expression": expression, "name": name}
     if event_name:
         entity["event_name"] = event_name
     if opdata:
         entity["opdata"] = opdata
     entity.update(priority=priority, description=description)
+    if manual_close:
+        entity["manual_close"] = "YES"
+    depends = (node_down(d),) if depends is None else depends
     if depends:
-        entity["dependencies"] = [dict(d) for d in depends]
+        entity["dependencies"] = [dict(dep) for dep in depends]
     entity["tags"] = tags(scope=scope)
     return entity
 
 
-def item(slug: str, name: str, key: str, description: str, component: str, triggers=(), connection=False, **extra):
-    entity = {"uuid": uid(f"item:{slug}"), "name": name, "key": key, "delay": "{$EXALATE.INTERVAL}",
-              "history": "7d", "value_type": "UNSIGNED", "description": description}
+def item(d: Design, slug: str, name: str, key: str, description: str, component: str, triggers=(),
+         connection=False, preprocessing: Optional[List[dict]] = None, value_type="UNSIGNED", **extra) -> dict:
+    """An item or item prototype: an agent item per check, else a dependent item of the document."""
+    entity = {"uuid": d.uid(f"item:{slug}"), "name": name}
+    if preprocessing is None:
+        entity.update(key=key, delay="{$EXALATE.INTERVAL}")
+    else:
+        entity.update(type="DEPENDENT", key=key, delay="0")
+    entity.update(history="7d", value_type=value_type)
     entity.update(extra)
+    entity["description"] = description
+    if "valuemap" in extra:
+        entity["valuemap"] = entity.pop("valuemap")
+    if preprocessing is not None:
+        entity["preprocessing"] = preprocessing
+        entity["master_item"] = {"key": master_key(d)}
     entity["tags"] = tags(component=component, **({"connection": CONNECTION} if connection else {}))
     if triggers:
         entity["trigger_prototypes" if connection else "triggers"] = list(triggers)
     return entity
 
 
-def node_items() -> List[dict]:
-    items = [item("ping", "Exalate: Node reachable", PING,
-                  "1 when the node answered an authenticated request as its API promises, else 0. Run "
-                  "`zabbix-exalate --node <node> ping` as the zabbix user to see why it did not.", "health",
-                  valuemap={"name": VALUEMAP}, triggers=[
-                      trigger("node-down", NODE_DOWN["expression"], NODE_DOWN["name"], "HIGH", depends=(),
-                              event_name="Exalate: Node is unreachable for {$EXALATE.DOWN.PERIOD}",
-                              description="Every check of the node failed for {$EXALATE.DOWN.PERIOD}: it is down, "
-                              "unreachable from the agent, or refuses our credentials. No connection of the node is "
-                              "syncing while this lasts. On the agent host run `zabbix-exalate --node "
-                              "{$EXALATE.NODE} ping` as the zabbix user: its last line says why, and "
-                              "docs/troubleshooting.md says what to do."),
-                      trigger("no-data", f"nodata({ref(PING)},{{$EXALATE.NODATA.PERIOD}})=1",
-                              "Exalate: No data from the checks", "WARNING", depends=(),
-                              event_name="Exalate: No data from the checks for {$EXALATE.NODATA.PERIOD}",
-                              description="The agent has sent no result of the Exalate checks for "
-                              "{$EXALATE.NODATA.PERIOD}, so nothing about the node is known. Check that the agent "
-                              "is running, that userparameter_exalate.conf is in its include directory, and that "
-                              "the item's error in Latest data (for example an unsupported key) is resolved."),
-                  ])]
+def master_item(d: Design) -> dict:
+    if d.wiring == AGENT:
+        how = {"key": master_key(d), "delay": "{$EXALATE.INTERVAL}"}
+        what = ("The node's figures as one JSON document, from `zabbix-exalate --node <node> --timeout <seconds> "
+                "collect` run by the agent once per interval. History is not kept: the dependent items store "
+                "the values. When it is unsupported, the agent could not run the command in time: compare the "
+                "agent's Timeout with {$EXALATE.COLLECT.TIMEOUT}.")
+    else:
+        how = {"type": "TRAP", "key": master_key(d), "delay": "0"}
+        what = ("The node's figures as one JSON document, pushed by `zabbix-exalate --node <node> send` (a "
+                "systemd timer or cron on a host that reaches the node). History is not kept: the dependent "
+                "items store the values.")
+    return {"uuid": d.uid("item:collect"), "name": "Exalate: Get node data", **how, "history": "0",
+            "trends": "0", "value_type": "TEXT", "description": what, "tags": tags(component="raw")}
+
+
+def node_items(d: Design) -> List[dict]:
+    ping = node_key(PING_KEY)
+    down = node_down(d)
+    where = {PER_CHECK: "On the agent host run `zabbix-exalate --node {$EXALATE.NODE} ping` as the zabbix user",
+             AGENT: "The error of the item \"Exalate: Response time\" in Latest data gives the reason; on the "
+                    "agent host `zabbix-exalate --node {$EXALATE.NODE} ping`, run as the zabbix user, prints it "
+                    "too",
+             TRAPPER: "The error of the item \"Exalate: Response time\" in Latest data gives the reason; on the "
+                      "host that runs the sender `zabbix-exalate --node {$EXALATE.NODE} ping` prints it too"}
+    silent = {
+        PER_CHECK: "The agent has sent no result of the Exalate checks for {$EXALATE.NODATA.PERIOD}, so nothing "
+                   "about the node is known. Check that the agent is running, that userparameter_exalate.conf is "
+                   "in its include directory, and that the item's error in Latest data (for example an "
+                   "unsupported key) is resolved.",
+        AGENT: "The agent has returned no usable document of `zabbix-exalate collect` for "
+               "{$EXALATE.NODATA.PERIOD}, so nothing about the node is known. Check that the agent is running, "
+               "that userparameter_exalate.conf (with exalate.collect) is in its include directory, that on "
+               "Zabbix 6.0 the agent's Timeout exceeds {$EXALATE.COLLECT.TIMEOUT}, and read the error of "
+               "\"Exalate: Get node data\" or of this item in Latest data.",
+        TRAPPER: "No document has arrived from `zabbix-exalate send` for {$EXALATE.NODATA.PERIOD}, so nothing "
+                 "about the node is known: the sender stopped. Check its systemd timer (`systemctl list-timers`) "
+                 "or cron line, and run `zabbix-exalate --node {$EXALATE.NODE} send` by hand on that host: it "
+                 "says what the Zabbix server or proxy answered (a host name that does not match this host, or "
+                 "a server it cannot reach, also stops the data)."}
+    ping_description = ("1 when the node answered an authenticated request as its API promises, else 0. Run "
+                        "`zabbix-exalate --node <node> ping` as the zabbix user to see why it did not.")
+    items = [master_item(d)] if d.one_poll else []
+    items.append(item(
+        d, "ping", "Exalate: Node reachable", ping, ping_description, "health", valuemap={"name": VALUEMAP},
+        # No failure check here: a node that is down is a 0, which "Node is unreachable" counts on.
+        preprocessing=[step("JSONPATH", "$.ping")] if d.one_poll else None, triggers=[
+            trigger(d, "node-down", down["expression"], down["name"], "HIGH", depends=(),
+                    event_name="Exalate: Node is unreachable for {$EXALATE.DOWN.PERIOD}",
+                    description="Every check of the node failed for {$EXALATE.DOWN.PERIOD}: it is down, "
+                    "unreachable, or refuses our credentials. No connection of the node is syncing while this "
+                    f"lasts. {where[d.wiring]}: its last line says why, and docs/troubleshooting.md says what "
+                    "to do."),
+            trigger(d, "no-data", f"nodata({d.ref(ping)},{{$EXALATE.NODATA.PERIOD}})=1",
+                    "Exalate: No data from the checks", "WARNING", depends=(), manual_close=True,
+                    event_name="Exalate: No data from the checks for {$EXALATE.NODATA.PERIOD}",
+                    description=silent[d.wiring]),
+        ]))
+    if d.one_poll:
+        items.append(item(d, "response-time", "Exalate: Response time", node_key(RESPONSE_TIME_KEY),
+                          "Seconds the node took to answer the ping request of the poll.", "health",
+                          value_type="FLOAT", units="s", preprocessing=node_value("response_time")))
     for m in NODE_METRICS:
         triggers = []
         if m.command == "errors":
             triggers.append(trigger(
-                "errors", f"min({ref(node_key(m.key))},{{$EXALATE.ERRORS.PERIOD}})>{{$EXALATE.ERRORS.MAX.WARN}}",
+                d, "errors",
+                f"min({d.ref(node_key(m.key))},{{$EXALATE.ERRORS.PERIOD}})>{{$EXALATE.ERRORS.MAX.WARN}}",
                 "Exalate: Errors reported", "AVERAGE", scope="notice",
                 event_name="Exalate: Errors reported (over {$EXALATE.ERRORS.MAX.WARN} for {$EXALATE.ERRORS.PERIOD})",
                 opdata="Errors: {ITEM.LASTVALUE1}",
                 description="The node reports sync errors. Each error holds up the issues it concerns until "
                 "someone resolves it: open the Exalate console, Errors tab, read the cause, fix it (often a "
                 "script or a permission on the other side) and resolve the error to resume the sync."))
-        items.append(item(m.command, f"Exalate: {m.title}", node_key(m.key), m.description,
-                          "errors" if m.command == "errors" else "queue", triggers=triggers))
+        items.append(item(d, m.command, f"Exalate: {m.title}", node_key(m.key), m.description,
+                          "errors" if m.command == "errors" else "queue", triggers=triggers,
+                          preprocessing=node_value(m.field_name) if d.one_poll else None))
+    if d.one_poll:
+        items.append(item(d, "connection-count", "Exalate: Number of connections", node_key(CONNECTION_COUNT_KEY),
+                          "How many connections the node lists (configured ones included when the node has no "
+                          "connection list).", "health",
+                          preprocessing=[failure_check("connections"), step("JSONPATH", "$.connections.length()")]))
     return items
 
 
-def connection_triggers(m) -> List[dict]:
+def connection_triggers(d: Design, m) -> List[dict]:
     """Trigger prototypes for one per-connection queue."""
-    key = ref(connection_key(m.key))
+    key = d.ref(connection_key(m.key))
     who = f'Exalate: Connection "{CONNECTION}"'
     if m.command == "sync-requests":
         period, high_limit, warn_limit = (ctx("{$EXALATE.QUEUE.PERIOD}"), ctx("{$EXALATE.QUEUE.MAX.HIGH}"),
                                           ctx("{$EXALATE.QUEUE.MAX.WARN}"))
-        high = trigger("backlog-high", f"min({key},{period})>{high_limit}",
+        high = trigger(d, "backlog-high", f"min({key},{period})>{high_limit}",
                        f"{who}: Sync backlog is very high", "AVERAGE", scope="performance",
                        event_name=f"{who}: Sync backlog is very high (over {high_limit} for {period})",
                        opdata="Queued: {ITEM.LASTVALUE1}",
@@ -158,46 +347,90 @@ def connection_triggers(m) -> List[dict]:
                        "side is down, stuck on an error, or its connection is deactivated. Issues on the two sides "
                        "drift apart until it catches up. Check the connection on both nodes (status, Errors tab) "
                        "and the other node's health.")
-        warn = trigger("backlog-warn", f"min({key},{period})>{warn_limit}",
+        warn = trigger(d, "backlog-warn", f"min({key},{period})>{warn_limit}",
                        f"{who}: Sync backlog is high", "WARNING", scope="performance",
                        event_name=f"{who}: Sync backlog is high (over {warn_limit} for {period})",
                        opdata="Queued: {ITEM.LASTVALUE1}",
                        description="More changes of this connection are waiting than usual. It often clears "
                        "by itself after a bulk update; if it keeps growing, check the other side's node and the "
                        "connection's Errors tab.",
-                       depends=(NODE_DOWN, {"name": high["name"], "expression": high["expression"]}))
-        gone = trigger("connection-gone", f"nodata({key},{ctx('{$EXALATE.NODATA.PERIOD}')})=1",
-                       f"{who}: No data, it may have been removed on the other side", "WARNING",
+                       depends=(node_down(d), {"name": high["name"], "expression": high["expression"]}))
+        gone_error = ("says \"not found\"" if d.wiring == PER_CHECK
+                      else "says \"not found\" or that the node no longer lists the connection")
+        gone = trigger(d, "connection-gone", f"nodata({key},{ctx('{$EXALATE.NODATA.PERIOD}')})=1",
+                       f"{who}: No data, it may have been removed on the other side", "WARNING", manual_close=True,
                        event_name=f"{who}: No data for {ctx('{$EXALATE.NODATA.PERIOD}')}",
                        description="The connection's queues have not been read for "
-                       f"{ctx('{$EXALATE.NODATA.PERIOD}')}. When the item's error says \"not found\", the "
-                       "connection was removed or renamed on the other side: re-create it or, if that was "
-                       "intended, let discovery drop it. Otherwise the item's error in Latest data says why.")
+                       f"{ctx('{$EXALATE.NODATA.PERIOD}')}. When the item's error {gone_error}, the connection "
+                       "was removed or renamed: re-create it or, if that was intended, let discovery drop it. "
+                       "Otherwise the item's error in Latest data says why.")
         return [high, warn, gone]
     if m.command in ("error-responses", "blob-error-responses"):
         what = "syncs" if m.command == "error-responses" else "attachment syncs"
         limit = ctx("{$EXALATE.FAILED.MAX.WARN}" if m.command == "error-responses"
                     else "{$EXALATE.BLOB.FAILED.MAX.WARN}")
         period = ctx("{$EXALATE.FAILED.PERIOD}")
-        return [trigger(f"{m.command}-failed", f"min({key},{period})>{limit}", f"{who}: Failed {what}", "WARNING",
-                        scope="notice", event_name=f"{who}: Failed {what} (over {limit} for {period})",
+        return [trigger(d, f"{m.command}-failed", f"min({key},{period})>{limit}", f"{who}: Failed {what}",
+                        "WARNING", scope="notice", event_name=f"{who}: Failed {what} (over {limit} for {period})",
                         opdata="Failed: {ITEM.LASTVALUE1}",
                         description=f"The other side could not apply {what} of this connection; the issues "
                         "concerned stay out of sync. Run `zabbix-exalate --node {$EXALATE.NODE} "
-                        f"{m.command} '{{#CONNECTION.KEY}}' --reason <REASON>` to count one cause, read the "
+                        f"{m.command} '{CONNECTION_KEY}' --reason <REASON>` to count one cause, read the "
                         "errors in the Exalate console of the other side, fix them and retry.")]
     return []
 
 
-def discovery_rule() -> dict:
-    prototypes = [item(m.command, f'Exalate: Connection "{CONNECTION}": {m.title}', connection_key(m.key),
-                       m.description, "queue", connection=True, triggers=connection_triggers(m))
-                  for m in CONNECTION_METRICS]
-    return {
-        "uuid": uid("discovery:connections"),
-        "name": "Exalate: Connection discovery",
-        "key": node_key(DISCOVERY_KEY),
-        "delay": "{$EXALATE.LLD.INTERVAL}",
+def status_triggers(d: Design) -> List[dict]:
+    key = d.ref(connection_key(STATUS_KEY))
+    who = f'Exalate: Connection "{CONNECTION}"'
+    period = ctx("{$EXALATE.STATUS.PERIOD}")
+
+    def held(status: str) -> str:
+        code = STATUS_CODES[status]
+        return f"min({key},{period})={code} and max({key},{period})={code}"
+
+    return [
+        trigger(d, "connection-error", held("ERROR"), f"{who}: Connection is in error", "AVERAGE",
+                event_name=f"{who}: Connection is in error for {period}", opdata="Status: {ITEM.LASTVALUE1}",
+                description="The node reports this connection in ERROR: it does not sync. Open the connection "
+                "in the Exalate console of this node and of the other side, read the error, fix it (credentials, "
+                "a script, the other node's URL) and reactivate the connection."),
+        trigger(d, "connection-deactivated",
+                f"{ctx('{$EXALATE.DEACTIVATED.CONTROL}')}=1 and {held('DEACTIVATED')}",
+                f"{who}: Connection is deactivated", "WARNING",
+                event_name=f"{who}: Connection is deactivated for {period}", opdata="Status: {ITEM.LASTVALUE1}",
+                description="Someone deactivated this connection: its changes queue up and nothing syncs until "
+                "it is activated again (its backlog triggers are off meanwhile, see "
+                "{$EXALATE.BACKLOG.IGNORE.STATUS}). If that is intended, set "
+                f"{ctx('{$EXALATE.DEACTIVATED.CONTROL}')} to 0 on the host."),
+    ]
+
+
+def connection_items(d: Design) -> List[dict]:
+    prototypes = []
+    for m in CONNECTION_METRICS:
+        steps = connection_entry() + node_value(m.field_name) if d.one_poll else None
+        prototypes.append(item(d, m.command, f'Exalate: Connection "{CONNECTION}": {m.title}', connection_key(m.key),
+                               m.description, "queue", connection=True, triggers=connection_triggers(d, m),
+                               preprocessing=steps))
+    if d.one_poll:
+        codes = ", ".join(f"{code} {status}" for status, code in CONNECTION_STATUSES)
+        prototypes.append(item(
+            d, "status", f'Exalate: Connection "{CONNECTION}": Status', connection_key(STATUS_KEY),
+            f"The connection's status as the node reports it: {codes}, {OTHER_STATUS} any other. CONFIGURED: "
+            "named in the configuration file because the node lists no connections.", "health", connection=True,
+            valuemap={"name": STATUS_VALUEMAP}, triggers=status_triggers(d),
+            preprocessing=connection_entry() + [step("JSONPATH", "$.status"), step("JAVASCRIPT", status_js())]))
+    return prototypes
+
+
+def discovery_rule(d: Design) -> dict:
+    rule = {"uuid": d.uid("discovery:connections"), "name": "Exalate: Connection discovery"}
+    if d.one_poll:
+        rule.update(type="DEPENDENT", key=node_key(DISCOVERY_KEY), delay="0")
+    else:
+        rule.update(key=node_key(DISCOVERY_KEY), delay="{$EXALATE.LLD.INTERVAL}")
+    rule.update({
         "filter": {"evaltype": "AND", "conditions": [
             {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.MATCHES}", "operator": "MATCHES_REGEX",
              "formulaid": "A"},
@@ -205,65 +438,91 @@ def discovery_rule() -> dict:
              "formulaid": "B"}]},
         "lifetime": "{$EXALATE.LLD.LIFETIME}",
         "description": "The node's connections (GET 4.0/connections, else the connections listed in the "
-                       "configuration file), with their six queues each.",
-        "item_prototypes": prototypes,
+                       "configuration file), with their six queues each"
+                       + (" and their status, from the connections of the collected document." if d.one_poll
+                          else "."),
+        "item_prototypes": connection_items(d),
         "graph_prototypes": [{
-            "uuid": uid("graph:connection-queues"), "name": f'Exalate: Connection "{CONNECTION}": Queues',
-            "graph_items": graph_items(connection_key(m.key) for m in CONNECTION_METRICS)}],
-        "overrides": [{
-            "name": "No backlog triggers for deactivated connections", "step": "1",
-            "filter": {"evaltype": "AND", "conditions": [
-                {"macro": "{#CONNECTION.STATUS}", "value": "{$EXALATE.BACKLOG.IGNORE.STATUS}",
-                 "operator": "MATCHES_REGEX", "formulaid": "A"}]},
-            "operations": [{"operationobject": "TRIGGER_PROTOTYPE", "operator": "LIKE", "value": "backlog",
-                            "discover": "NO_DISCOVER"}]}],
-    }
+            "uuid": d.uid("graph:connection-queues"), "name": f'Exalate: Connection "{CONNECTION}": Queues',
+            "graph_items": graph_items(d, (connection_key(m.key) for m in CONNECTION_METRICS))}],
+    })
+    if d.one_poll:
+        rule["master_item"] = {"key": master_key(d)}
+        rule["lld_macro_paths"] = [{"lld_macro": m, "path": p} for m, p in LLD_MACRO_PATHS]
+        rule["preprocessing"] = [
+            failure_check("connections"),  # unsupported with our reason: the rule keeps its items meanwhile
+            step("JAVASCRIPT", DISCOVERY_JS),
+            step("DISCARD_UNCHANGED_HEARTBEAT", "{$EXALATE.LLD.INTERVAL}")]
+    rule["overrides"] = [{
+        "name": "No backlog triggers for deactivated connections", "step": "1",
+        "filter": {"evaltype": "AND", "conditions": [
+            {"macro": "{#CONNECTION.STATUS}", "value": "{$EXALATE.BACKLOG.IGNORE.STATUS}",
+             "operator": "MATCHES_REGEX", "formulaid": "A"}]},
+        "operations": [{"operationobject": "TRIGGER_PROTOTYPE", "operator": "LIKE", "value": "backlog",
+                        "discover": "NO_DISCOVER"}]}]
+    return rule
 
 
-def graph_items(keys) -> List[dict]:
-    return [{"sortorder": str(i), "color": COLORS[i % len(COLORS)], "item": {"host": TEMPLATE, "key": key}}
+def graph_items(d: Design, keys) -> List[dict]:
+    return [{"sortorder": str(i), "color": COLORS[i % len(COLORS)], "item": {"host": d.name, "key": key}}
             for i, key in enumerate(keys)]
 
 
 NODE_GRAPHS = (("Exalate: Sync queues", ("outgoing", "incoming")), ("Exalate: Errors", ("errors",)))
 
 
-def dashboard() -> dict:
+def dashboard(d: Design) -> dict:
     def widget(kind, name, x, y, width, height, fields):
         return {"type": kind, "name": name, "x": str(x), "y": str(y), "width": str(width), "height": str(height),
                 "fields": fields}
 
     graph_name = f'Exalate: Connection "{CONNECTION}": Queues'
     widgets = [widget("GRAPH_CLASSIC", name, 12 * i, 0, 12, 5,
-                      [{"type": "GRAPH", "name": "graphid", "value": {"host": TEMPLATE, "name": name}}])
+                      [{"type": "GRAPH", "name": "graphid", "value": {"host": d.name, "name": name}}])
                for i, (name, _) in enumerate(NODE_GRAPHS)]
     widgets.append(widget("GRAPH_PROTOTYPE", "Connections: queues", 0, 5, 24, 10, [
         {"type": "INTEGER", "name": "columns", "value": "2"},
         {"type": "INTEGER", "name": "rows", "value": "2"},
-        {"type": "GRAPH_PROTOTYPE", "name": "graphid", "value": {"host": TEMPLATE, "name": graph_name}}]))
-    return {"uuid": uid("dashboard:overview"), "name": "Exalate node", "pages": [{"widgets": widgets}]}
+        {"type": "GRAPH_PROTOTYPE", "name": "graphid", "value": {"host": d.name, "name": graph_name}}]))
+    return {"uuid": d.uid("dashboard:overview"), "name": "Exalate node", "pages": [{"widgets": widgets}]}
 
 
-def template_tree() -> dict:
+def valuemaps(d: Design) -> List[dict]:
+    maps = [{"uuid": d.uid("valuemap"), "name": VALUEMAP, "mappings": [
+        {"value": "0", "newvalue": "Down"}, {"value": "1", "newvalue": "Up"}]}]
+    if d.one_poll:
+        codes = sorted([(OTHER_STATUS, "Other")] + [(code, status.title()) for status, code in CONNECTION_STATUSES])
+        maps.append({"uuid": d.uid("valuemap:connection-status"), "name": STATUS_VALUEMAP,
+                     "mappings": [{"value": str(code), "newvalue": text} for code, text in codes]})
+    return maps
+
+
+MACRO_USE = re.compile(r"\{\$([A-Z0-9_.]+)[:}]")
+
+
+def template_tree(name: str = DEFAULT_TEMPLATE) -> dict:
+    d = BY_NAME[name]
+    template = {
+        "uuid": d.uid("template"), "template": d.name, "name": d.name,
+        "description": "Watches an Exalate node (Jira, ServiceNow, Zendesk, GitHub, Azure DevOps, HP ALM sync) "
+                       f"with zabbix-exalate. {d.summary} Node reachability, errors, queue totals, and the six "
+                       "queues of every discovered connection. Setup: templates/README.md of zabbix-exalate.",
+        "groups": [{"name": GROUP}],
+        "items": node_items(d),
+        "discovery_rules": [discovery_rule(d)],
+        "tags": tags(**{"class": "application", "target": "exalate"}),
+    }
+    # The macros this template uses, in the order of MACROS: each template defines what it needs, no more.
+    used = {"{$" + m + "}" for m in MACRO_USE.findall(json.dumps(template))}
+    template["macros"] = [{"macro": m, "value": v, "description": text} for m, v, text in MACROS if m in used]
+    template["dashboards"] = [dashboard(d)]
+    template["valuemaps"] = valuemaps(d)
     return {"version": "6.0",
             "groups": [{"uuid": GROUP_UUID, "name": GROUP}],
-            "templates": [{
-                "uuid": uid("template"), "template": TEMPLATE, "name": TEMPLATE,
-                "description": "Watches an Exalate node (Jira, ServiceNow, Zendesk, GitHub, Azure DevOps, HP ALM "
-                               "sync) through zabbix-exalate run by the Zabbix agent: node reachability, errors, "
-                               "queue totals, and the six queues of every discovered connection. Setup: "
-                               "templates/README.md of zabbix-exalate.",
-                "groups": [{"name": GROUP}],
-                "items": node_items(),
-                "discovery_rules": [discovery_rule()],
-                "tags": tags(**{"class": "application", "target": "exalate"}),
-                "macros": [{"macro": m, "value": v, "description": d} for m, v, d in MACROS],
-                "dashboards": [dashboard()],
-                "valuemaps": [{"uuid": uid("valuemap"), "name": VALUEMAP, "mappings": [
-                    {"value": "0", "newvalue": "Down"}, {"value": "1", "newvalue": "Up"}]}]}],
-            "graphs": [{"uuid": uid(f"graph:{name}"), "name": name,
-                        "graph_items": graph_items(node_key(BY_COMMAND[c].key) for c in commands)}
-                       for name, commands in NODE_GRAPHS]}
+            "templates": [template],
+            "graphs": [{"uuid": d.uid(f"graph:{graph}"), "name": graph,
+                        "graph_items": graph_items(d, (node_key(BY_COMMAND[c].key) for c in commands))}
+                       for graph, commands in NODE_GRAPHS]}
 
 
 # In Zabbix's export format a list is a plural element holding one singular element per entry.
@@ -273,7 +532,8 @@ SINGULAR = {"groups": "group", "templates": "template", "items": "item", "trigge
             "graph_items": "graph_item", "tags": "tag", "macros": "macro", "dependencies": "dependency",
             "conditions": "condition", "overrides": "override", "operations": "operation",
             "dashboards": "dashboard", "pages": "page", "widgets": "widget", "fields": "field",
-            "valuemaps": "valuemap", "mappings": "mapping"}
+            "valuemaps": "valuemap", "mappings": "mapping", "preprocessing": "step", "parameters": "parameter",
+            "lld_macro_paths": "lld_macro_path"}
 
 
 def _element(tag: str, value) -> ET.Element:
@@ -287,18 +547,28 @@ def _element(tag: str, value) -> ET.Element:
     return node
 
 
-def template_xml() -> str:
-    """The template as Zabbix 6.0 XML, byte for byte what templates/ holds."""
-    root = _element("zabbix_export", template_tree())
+def template_xml(name: str = DEFAULT_TEMPLATE) -> str:
+    """One template as Zabbix 6.0 XML, byte for byte what templates/ holds. Raises KeyError for an unknown name."""
+    if name not in BY_NAME:
+        raise KeyError(f"no bundled template {name!r}; there are: {', '.join(TEMPLATE_NAMES)}")
+    root = _element("zabbix_export", template_tree(name))
     ET.indent(root, "    ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def template_files() -> Dict[str, str]:
+    """Every bundled template: name -> XML text, the default first."""
+    return {d.name: template_xml(d.name) for d in DESIGNS}
 
 
 # --- the agent's side: one UserParameter per key -------------------------------------------------
 
 def userparameters() -> List[Tuple[str, str]]:
-    """(key, command) for every item key the template uses; $1 is the node, $2 a connection's key form."""
-    rows = [(PING_KEY, "zabbix-exalate --node '$1' ping 2>/dev/null"),  # 0 and why: the why would spoil the 0
+    """(key, command) for every agent item key the templates use.
+
+    $1 is the node; for a connection's queue $2 is the connection's key form; for collect $2 is the timeout."""
+    rows = [(COLLECT_KEY, "zabbix-exalate --node '$1' --timeout '$2' collect"),  # '' : the node's timeout
+            (PING_KEY, "zabbix-exalate --node '$1' ping 2>/dev/null"),  # 0 and why: the why would spoil the 0
             (DISCOVERY_KEY, "zabbix-exalate --node '$1' discover")]
     rows += [(m.key, f"zabbix-exalate --node '$1' {m.command}") for m in NODE_METRICS]
     for m in CONNECTION_METRICS:
@@ -310,20 +580,26 @@ def userparameters() -> List[Tuple[str, str]]:
 USERPARAMETER_HEADER = """\
 # zabbix-exalate: the Exalate checks for the Zabbix agent (classic agent and agent 2).
 #
-# Install: copy this file into the agent's include directory, then restart the agent:
-#   classic agent: /etc/zabbix/zabbix_agentd.d/ (Debian's own package: /etc/zabbix/zabbix_agentd.conf.d/)
-#                  systemctl restart zabbix-agent
-#   agent 2:       /etc/zabbix/zabbix_agent2.d/   then   systemctl restart zabbix-agent2
+# Install: copy this file into the directory the agent's Include line names, then restart the agent:
+#   classic agent, Debian's package (zabbix-agent):   /etc/zabbix/zabbix_agentd.conf.d/
+#   classic agent, Zabbix's own package:              /etc/zabbix/zabbix_agentd.d/
+#   agent 2 (zabbix-agent2):                          /etc/zabbix/zabbix_agent2.d/
+#   check with: grep ^Include /etc/zabbix/zabbix_agentd.conf (or zabbix_agent2.conf)
+#   then:       systemctl restart zabbix-agent (or zabbix-agent2)
 # The checks read /etc/zabbix/zabbix_exalate.conf (or $ZABBIX_EXALATE_CONFIG in the agent's environment):
 # it holds secrets, so make it readable by the zabbix user and nobody else:
 #   chown root:zabbix /etc/zabbix/zabbix_exalate.conf && chmod 0640 /etc/zabbix/zabbix_exalate.conf
 # zabbix-exalate must be on the agent's PATH (pip puts it in /usr/local/bin), or write its full path below.
-# Keep the agent's Timeout at 3 s or more: each check gives up after its own timeout (2.5 s by default).
-# Try one: zabbix_get -s 127.0.0.1 -k 'exalate.ping[default]'
+# Timeout: on Zabbix 6.0 the agent kills a command after its Timeout (default 3 s, at most 30). It must exceed
+# {$EXALATE.COLLECT.TIMEOUT} (2.5 s by default), the time exalate.collect may take for the whole node, and the
+# single checks' own timeout (2.5 s by default). On 7.0 the item's timeout decides instead.
+# Try one: zabbix_get -s 127.0.0.1 -k 'exalate.collect[default,]'
 #
 # Keys: exalate.<check>[<node>] and exalate.<check>[<node>,<connection key>]. <node> is a section of the
 # configuration file (empty: [default]); <connection key> is {#CONNECTION.KEY} from exalate.discovery, or
 # a name without the characters the agent refuses. No key or command line carries a secret.
+# exalate.collect[<node>,<seconds>] prints the whole node as one JSON document (the "Exalate by Zabbix agent"
+# template); the other keys print one value each (the "per check" template).
 # exalate.error_responses and exalate.blob_error_responses take a third parameter: count one reason only.
 # Generated from zabbix_exalate/metrics.py by `python -m zabbix_exalate.template`: edit that, not this.
 """
@@ -335,6 +611,9 @@ def userparameter_conf() -> str:
 
 # --- reference tables for templates/README.md and docs/item-keys.md ------------------------------
 
+TYPES = {None: "Zabbix agent", "DEPENDENT": "Dependent item", "TRAP": "Zabbix trapper"}
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -345,8 +624,15 @@ def _table(header: Tuple[str, ...], rows) -> str:
     return "\n".join(lines)
 
 
-def _walk_triggers() -> List[Tuple[str, dict]]:
-    tree = template_tree()["templates"][0]
+def _how(entity: dict) -> str:
+    """Where a value comes from: the item type, and for a dependent item the JSONPath that picks it."""
+    kind = TYPES[entity.get("type")]
+    paths = [s["parameters"][0] for s in entity.get("preprocessing", []) if s["type"] == "JSONPATH"]
+    where = " of its connection" if len(paths) > 1 else ""
+    return kind + (f": `{paths[-1]}`{where}" if paths else "")
+
+
+def _walk_triggers(tree: dict) -> List[Tuple[str, dict]]:
     found = [("", t) for i in tree["items"] for t in i.get("triggers", [])]
     prototypes = tree["discovery_rules"][0]["item_prototypes"]
     found += [("yes", t) for i in prototypes for t in i.get("trigger_prototypes", [])]
@@ -354,35 +640,41 @@ def _walk_triggers() -> List[Tuple[str, dict]]:
 
 
 def tables() -> Dict[str, str]:
-    tree = template_tree()["templates"][0]
-    rule = tree["discovery_rules"][0]
-    return {
-        "macros": _table(("Macro", "Default", "Description"), ((f"`{m}`", f"`{v}`", d) for m, v, d in MACROS)),
-        "discovery": _table(("Name", "Key", "Description"), [(rule["name"], f"`{rule['key']}`", rule["description"])]),
-        "items": _table(("Name", "Key", "Description"), ((i["name"], f"`{i['key']}`", i["description"])
-                                                         for i in tree["items"] + rule["item_prototypes"])),
-        "triggers": _table(("Name", "Expression", "Severity", "Per connection", "Depends on"), (
+    """Every generated table, by the name its block carries: "macros:agent", ..., "keys"."""
+    found = {"keys": _table(("Key", "Command the agent runs"),
+                            ((f"`{k}[*]`", f"`{c}`") for k, c in userparameters()))}
+    for d in DESIGNS:
+        tree = template_tree(d.name)["templates"][0]
+        rule = tree["discovery_rules"][0]
+        found[f"macros:{d.slug}"] = _table(("Macro", "Default", "Description"), (
+            (f"`{m['macro']}`", f"`{m['value']}`", m["description"]) for m in tree["macros"]))
+        found[f"discovery:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), [
+            (rule["name"], f"`{rule['key']}`", TYPES[rule.get("type")], rule["description"])])
+        found[f"items:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), (
+            (i["name"], f"`{i['key']}`", _how(i), i["description"]) for i in tree["items"] + rule["item_prototypes"]))
+        found[f"triggers:{d.slug}"] = _table(("Name", "Expression", "Severity", "Per connection", "Depends on"), (
             (t.get("event_name") or t["name"], f"`{t['expression']}`", t["priority"].title(), proto,
-             "; ".join(d["name"] for d in t.get("dependencies", []))) for proto, t in _walk_triggers())),
-        "keys": _table(("Key", "Command the agent runs"), ((f"`{k}[*]`", f"`{c}`") for k, c in userparameters())),
-    }
+             "; ".join(dep["name"] for dep in t.get("dependencies", []))) for proto, t in _walk_triggers(tree)))
+    return found
 
 
-BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n).*?(\n<!-- end generated -->)", re.S)
+# A block may be empty (a new one, or one a broken generator emptied): it is filled all the same.
+BLOCK = re.compile(r"(<!-- generated: ([\w:]+) -->\n).*?(<!-- end generated -->)", re.S)
 
 
 def fill(text: str) -> str:
     """Replace every generated block of a Markdown file with the current table."""
     current = tables()
-    return BLOCK.sub(lambda m: m.group(1) + current[m.group(2)] + m.group(3), text)
+    return BLOCK.sub(lambda m: m.group(1) + current[m.group(2)] + "\n" + m.group(3), text)
 
 
 def generated_files(root: Path) -> Dict[Path, str]:
     """Every file this module writes, with the content it should have."""
-    return {root / TEMPLATE_FILE: template_xml(),
-            root / USERPARAMETER_FILE: userparameter_conf(),
-            root / README_FILE: fill((root / README_FILE).read_text(encoding="utf-8")),
-            root / KEYS_DOC: fill((root / KEYS_DOC).read_text(encoding="utf-8"))}
+    files = {root / d.file: template_xml(d.name) for d in DESIGNS}
+    files.update({root / USERPARAMETER_FILE: userparameter_conf(),
+                  root / README_FILE: fill((root / README_FILE).read_text(encoding="utf-8")),
+                  root / KEYS_DOC: fill((root / KEYS_DOC).read_text(encoding="utf-8"))})
+    return files
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,61 +1,9 @@
 """Sets Zabbix up through its API: imports the template and creates or updates a monitored host."""
-import os
-from dataclasses import dataclass
-from typing import Optional, Union
-
-from .config import ZABBIX_KEYS, ZABBIX_SECTION, read_file
+from .config import ZabbixSettings
 from .errors import AuthError, ConfigError, Unreachable, ZabbixAPIError
 
-TEMPLATE_NAME = "Exalate by Zabbix agent"
 NODE_MACRO = "{$EXALATE.NODE}"
 AGENT_INTERFACE = 1
-
-
-@dataclass
-class ZabbixSettings:
-    url: str
-    user: Optional[str] = None
-    password: Optional[str] = None
-    token: Optional[str] = None
-    verify: Union[bool, str] = True
-    timeout: float = 30.0
-
-    def secrets(self):
-        return [s for s in (self.password, self.token) if s]
-
-
-def zabbix_settings(config_file: Optional[str], env=os.environ) -> ZabbixSettings:
-    """From ZABBIX_URL, ZABBIX_TOKEN or ZABBIX_USER + ZABBIX_PASSWORD, else the [zabbix] section."""
-    values = {}
-    if config_file and os.path.exists(config_file):
-        parser, _ = read_file(config_file)
-        if parser.has_section(ZABBIX_SECTION):
-            section = parser[ZABBIX_SECTION]
-            unknown = [k for k in section if k not in ZABBIX_KEYS]
-            if unknown:
-                raise ConfigError(f"unknown key {unknown[0]!r} in [zabbix] of {config_file}; "
-                                  f"known keys: {', '.join(ZABBIX_KEYS)}")
-            values = {k: v.strip() for k, v in section.items() if v.strip()}
-    for key in ("url", "user", "password", "token"):
-        if env.get(f"ZABBIX_{key.upper()}"):
-            values[key] = env[f"ZABBIX_{key.upper()}"]
-    if not values.get("url"):
-        raise ConfigError("no Zabbix URL: set ZABBIX_URL (e.g. https://zabbix.example.com) or url in a [zabbix] "
-                          "section of the configuration file")
-    if not values.get("token") and not (values.get("user") and values.get("password")):
-        raise ConfigError("no Zabbix credentials: set ZABBIX_TOKEN, or ZABBIX_USER and ZABBIX_PASSWORD "
-                          "(or token, or user and password, in the [zabbix] section)")
-    settings = ZabbixSettings(url=values["url"], user=values.get("user"), password=values.get("password"),
-                              token=values.get("token"))
-    if "verify" in values:
-        lowered = values["verify"].lower()
-        settings.verify = {"true": True, "false": False}.get(lowered, values["verify"])
-    if "timeout" in values:
-        try:
-            settings.timeout = float(values["timeout"])
-        except ValueError:
-            raise ConfigError(f"timeout in [zabbix] must be a number of seconds, not {values['timeout']!r}") from None
-    return settings
 
 
 class Zabbix:
@@ -113,25 +61,27 @@ class Zabbix:
         fmt = "xml" if source.lstrip().startswith("<") else ("yaml" if not source.lstrip().startswith("{") else "json")
         self._call(self.api.configuration["import"], format=fmt, source=source, rules=rules)
 
-    def add_host(self, host: str, address: str, port: int, node: str, group: str) -> str:
+    def add_host(self, host: str, address: str, port: int, node: str, group: str, template_name: str) -> str:
         """Create or update the host: agent interface, template linked, {$EXALATE.NODE}. Returns what it did."""
-        template = self._call(self.api.template.get, filter={"host": TEMPLATE_NAME}, output=["templateid"])
+        template = self._call(self.api.template.get, filter={"host": template_name}, output=["templateid"])
         if not template:
-            raise ZabbixAPIError(f"template {TEMPLATE_NAME!r} is not in Zabbix: run "
+            raise ZabbixAPIError(f"template {template_name!r} is not in Zabbix: run "
                                  f"'zabbix-exalate zabbix import-template' first")
         template_id = template[0]["templateid"]
         group_id = self._group(group)
         is_ip = _is_ip(address)
         interface = {"type": AGENT_INTERFACE, "main": 1, "useip": 1 if is_ip else 0,
                      "ip": address if is_ip else "", "dns": "" if is_ip else address, "port": str(port)}
+        # selectGroups is deprecated since 6.2, where host groups got their own parameter.
+        groups_param = "selectHostGroups" if self.major >= 6.2 else "selectGroups"
         existing = self._call(self.api.host.get, filter={"host": host}, output=["hostid"],
                               selectInterfaces=["interfaceid", "type", "main"], selectParentTemplates=["templateid"],
-                              selectGroups=["groupid"], selectMacros=["hostmacroid", "macro", "value"])
+                              selectMacros=["hostmacroid", "macro", "value"], **{groups_param: ["groupid"]})
         if not existing:
             created = self._call(self.api.host.create, host=host, groups=[{"groupid": group_id}],
                                  interfaces=[interface], templates=[{"templateid": template_id}],
                                  macros=[{"macro": NODE_MACRO, "value": node}])
-            return f"host {host!r} created (hostid {created['hostids'][0]}), linked to {TEMPLATE_NAME!r}, " \
+            return f"host {host!r} created (hostid {created['hostids'][0]}), linked to {template_name!r}, " \
                    f"{NODE_MACRO} = {node}"
         found = existing[0]
         host_id = found["hostid"]
@@ -144,7 +94,7 @@ class Zabbix:
         templates = [{"templateid": t["templateid"]} for t in found["parentTemplates"]]
         if template_id not in [t["templateid"] for t in templates]:
             templates.append({"templateid": template_id})
-        groups = [{"groupid": g["groupid"]} for g in found["groups"]]
+        groups = [{"groupid": g["groupid"]} for g in found.get("hostgroups", found.get("groups", []))]
         if group_id not in [g["groupid"] for g in groups]:
             groups.append({"groupid": group_id})
         self._call(self.api.host.update, hostid=host_id, templates=templates, groups=groups)
@@ -154,7 +104,7 @@ class Zabbix:
             self._call(self.api.usermacro.update, hostmacroid=mine[0]["hostmacroid"], value=node)
         else:
             self._call(self.api.usermacro.create, hostid=host_id, macro=NODE_MACRO, value=node)
-        return f"host {host!r} updated (hostid {host_id}), linked to {TEMPLATE_NAME!r}, {NODE_MACRO} = {node}"
+        return f"host {host!r} updated (hostid {host_id}), linked to {template_name!r}, {NODE_MACRO} = {node}"
 
     def _group(self, name: str) -> str:
         method = self.api.hostgroup
