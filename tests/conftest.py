@@ -11,6 +11,10 @@ from click.testing import CliRunner
 from zabbix_exalate.cli import main
 from zabbix_exalate.simulator import Simulator, SimulatorServer
 
+# The commands the tests run as processes (zabbix-exalate, as the agent would) are the ones installed
+# beside the Python running the tests: tests/run's .venv, whatever PATH the caller has.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
 SECRET = "s3cret-shared-jwt-key"
 PASSWORD = "pa55-word-for-basic"
 LOGIN_PASSWORD = "login-pa55phrase"

@@ -139,3 +139,26 @@ def test_customer_monitor_on_its_own_url_with_its_own_credentials(write_config, 
     assert ran.stdout == "7\n"
     assert "cm-pa55-word" not in ran.stderr
     assert list(sim.simulator.requests)[-1][2] == "basic"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_configured_connections_when_the_node_will_not_list_them(write_config, cli, sim, status):
+    # docs/configuration.md's [cloud] example: credentials for the queues, not for the list.
+    sim.simulator.update(faults=[{"path": "4.0/connections", "status": status}])
+    rows = json.loads(cli("discover", config_path=write_config(connections="\n  AllContent")).stdout)
+    assert [(r["{#CONNECTION}"], r["{#CONNECTION.STATUS}"]) for r in rows] == [("AllContent", "CONFIGURED")]
+
+
+def test_a_refused_list_without_configured_connections_is_an_authentication_error(cli, sim):
+    sim.simulator.update(faults=[{"path": "4.0/connections", "status": 403}])
+    cli("discover").assert_failed(4, "HTTP 403")
+
+
+def test_debug_shows_each_request_and_the_credential_never_a_secret(cli):
+    ran = cli("--debug", "sync-requests", "AllContent")
+    assert (ran.code, ran.stdout) == (0, "1\n")
+    lines = ran.stderr.splitlines()
+    assert lines[0].startswith("zabbix-exalate: debug: [default] of ") and "timeout 2.5 s" in lines[0]
+    assert "GET http://127.0.0.1:" in lines[1] and "/AllContent/syncevents/syncrequests" in lines[1]
+    assert "a JWT signed with jwt_secret" in lines[1] and "HTTP 200" in lines[1]
+    assert cli("sync-requests", "AllContent").stderr == "", "nothing without --debug"

@@ -231,7 +231,7 @@ def test_send_pushes_the_document_to_the_trapper(config, sim, tmp_path):
     assert ran.code == 0 and ran.stderr == "", ran
     assert "accepted" in ran.stdout and "exalate-node-1" in ran.stdout and "2 connections" in ran.stdout
     [value] = trapper.received
-    assert (value["host"], value["key"]) == ("exalate-node-1", "exalate.collect[default]")
+    assert (value["host"], value["key"]) == ("exalate-node-1", "exalate.collect")
     sent = json.loads(value["value"])
     assert sent["ping"] == 1 and sent["connections"][0]["sync_requests"] == 1
 
@@ -241,7 +241,7 @@ def test_send_with_server_host_and_key_options(write_config, sim):
         ran = console("--config", write_config(section="prod"), "--node", "prod", "send",
                       "--server", f"127.0.0.1:{trapper.port}", "--host", "jira-prod", "--agent-config", "/nonexistent")
     assert ran.code == 0, ran
-    assert [(v["host"], v["key"]) for v in trapper.received] == [("jira-prod", "exalate.collect[prod]")]
+    assert [(v["host"], v["key"]) for v in trapper.received] == [("jira-prod", "exalate.collect")]
 
 
 def test_send_of_a_node_that_is_down_still_sends(write_config, sim):

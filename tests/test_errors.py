@@ -147,3 +147,21 @@ def test_help_lists_the_exit_statuses(cli):
     for line in ("3  configuration", "4  authentication refused", "5  connection not found", "6  server error",
                  "7  timeout", "8  unreachable", "9  unexpected response"):
         assert line in out
+
+
+@pytest.mark.parametrize("command", [["outgoing"], ["collect"]], ids=["check", "collect"])
+def test_the_budget_counts_from_the_process_start(write_config, sim, tmp_path, command):
+    # The agent's Timeout counts from when it starts the command: a loaded host that takes a second to
+    # start Python must not push the check past it. sitecustomize makes this Python that slow.
+    slow = tmp_path / "slow-start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(1.0)\n")
+    sim.simulator.update(faults=[{"path": "*", "delay": 5}])
+    started = time.monotonic()
+    ran = console("--config", write_config(timeout="2"), *command, env={"PYTHONPATH": str(slow)})
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 0.5, f"{elapsed:.2f} s for a timeout of 2 s"
+    if command == ["collect"]:
+        assert ran.code == 0 and "timeout of 2 s" in ran.stdout
+    else:
+        ran.assert_failed(7, "timeout of 2 s")

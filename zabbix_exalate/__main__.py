@@ -1,5 +1,5 @@
 """Lets `python -m zabbix_exalate` work like the zabbix-exalate command."""
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    main(prog_name="zabbix-exalate")
+    run()

@@ -9,18 +9,22 @@ import click
 
 from . import __version__
 from .errors import EXIT_CODES, CheckError, CheckTimeout
-from .metrics import COLLECT_KEY, METRICS
+from .metrics import METRICS, SEND_KEY
 from .send import AGENT_CONFIGS
 
+OWN_PROCESS = object()  # main's obj when run as a program (see run)
 EXIT_HELP = "\b\nExit status:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
 
 
 class Settings:
-    def __init__(self, config: Optional[str], node: Optional[str], timeout: Optional[float]):
+    def __init__(self, config: Optional[str], node: Optional[str], timeout: Optional[float],
+                 own_process: bool = False):
+        self.own_process = own_process  # run as a program: its time budget counts from the process's start
         self.config = config
         self.node = node or None  # the agent passes an empty first key parameter as ""
         self.timeout = timeout
         self.secrets: List[str] = []  # filled once the configuration is read: masked in every message
+        self.debug = False
 
     @property
     def label(self) -> str:
@@ -51,15 +55,23 @@ class Seconds(click.ParamType):
 @click.option("--timeout", type=Seconds(), metavar="SECONDS",
               help="Give up after this long, connecting included [default: the node's timeout, else 2.5; "
               "an empty value means the default].")
+@click.option("--debug", is_flag=True, help="Also print each request, its answer's status and timing and which "
+              "credential it used, on stderr (secrets masked). Not for the agent: its items would turn unsupported.")
 @click.version_option(__version__, prog_name="zabbix-exalate")
 @click.pass_context
-def main(ctx, config, node, timeout):
+def main(ctx, config, node, timeout, debug):
     """Monitor Exalate sync nodes from Zabbix.
 
     Each check prints one number on stdout. When a check cannot tell, it prints nothing on stdout,
     one line on stderr saying why, and exits non-zero.
     """
-    ctx.obj = Settings(config, node, timeout)
+    ctx.obj = Settings(config, node, timeout, own_process=ctx.obj is OWN_PROCESS)
+    ctx.obj.debug = debug
+
+
+def run() -> None:
+    """The console script and `python -m zabbix_exalate`: a process of its own, as the agent starts it."""
+    main(prog_name="zabbix-exalate", obj=OWN_PROCESS)
 
 
 def _masked(settings: Optional[Settings], text: str) -> str:
@@ -83,23 +95,26 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
 
     whole_node: the action reads many endpoints from threads (collect): it gets a pool of kept-alive
     connections, and it keeps the deadline itself, so no alarm interrupts it."""
-    from .client import Deadline, Node, pooled_session
+    from .client import Deadline, Node, pooled_session, process_age
     from .config import config_path, load_node
 
-    cfg, notices = load_node(config_path(settings.config), settings.node)
+    cfg = load_node(config_path(settings.config), settings.node)
     settings.secrets = [s for s in cfg.secrets() if len(s) >= 3]
-    for warning in notices:
-        _say(settings, f"zabbix-exalate: {warning}", err=True)
     seconds = settings.timeout or cfg.timeout
+    deadline = Deadline(seconds, spent=process_age() if settings.own_process else 0.0)
     if not whole_node:
-        _alarm(seconds)
+        _alarm(deadline.remaining(), seconds)
     try:
         with warnings.catch_warnings():
             # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
             # false) would turn every item unsupported. What matters is reported as errors instead.
             warnings.simplefilter("ignore")
             session = pooled_session(cfg.max_connections) if whole_node else None
-            return action(Node(cfg, Deadline(seconds), session=session))
+            trace = (lambda line: _say(settings, f"zabbix-exalate: debug: {line}", err=True)) if settings.debug else None
+            if trace:
+                trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {seconds:g} s, "
+                      f"{deadline.end - deadline.clock():.2f} s left after start-up")
+            return action(Node(cfg, deadline, session=session, trace=trace))
     finally:
         if not whole_node:
             _alarm(0)
@@ -117,15 +132,15 @@ def _check(settings: Settings, action: Callable, whole_node: bool = False):
         _fail(settings, f"internal error, please report it: {type(exc).__name__}: {exc}", 1)
 
 
-def _alarm(seconds: float) -> None:
-    """A hard stop for what socket timeouts do not bound (a server trickling bytes, a slow DNS answer)."""
+def _alarm(left: float, budget: float = 0) -> None:
+    """A hard stop after left seconds, for what socket timeouts do not bound (a server trickling bytes)."""
     if not hasattr(signal, "setitimer"):
         return
-    if seconds:
+    if left:
         def expired(signum, frame):
-            raise CheckTimeout(f"no complete answer within the timeout of {seconds:g} s")
+            raise CheckTimeout(f"no complete answer within the timeout of {budget:g} s")
         signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, left)
 
 
 def _make_check(metric):
@@ -213,18 +228,17 @@ def status(settings: Settings):
               "of the agent configuration].")
 @click.option("--host", "zabbix_host", metavar="NAME", help="The Zabbix host the trapper item belongs to "
               "[default: Hostname of the agent configuration].")
-@click.option("--key", metavar="KEY", help="The trapper item's key [default: exalate.collect[NODE]].")
+@click.option("--key", metavar="KEY", default=SEND_KEY, show_default=True, help="The trapper item's key.")
 @click.pass_obj
 def send(settings: Settings, agent_config, server, zabbix_host, key):
     """Collect the whole node and push the document to the trapper item of the "Exalate by Zabbix
-    trapper" template (for a systemd timer or cron: see docs/push.md).
+    trapper" template (for a systemd timer or cron: see docs/collect.md).
 
     The collection keeps to the timeout; sending takes at most as long again."""
     from .send import push
     document = _collect(settings)
-    node = settings.node or "default"
     summary = _check_zabbix(settings, lambda: push(
-        _masked(settings, json.dumps(document, separators=(",", ":"))), key or f"{COLLECT_KEY}[{node}]", server=server,
+        _masked(settings, json.dumps(document, separators=(",", ":"))), key, server=server,
         host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0))
     _say(settings, f"{settings.label} {_outline(document)}; {summary}")
 
@@ -291,10 +305,10 @@ def zabbix():
 
 
 def _zabbix_call(settings: Settings, action: Callable) -> str:
-    from .config import config_path
-    from .zabbix_api import Zabbix, zabbix_settings
+    from .config import config_path, load_zabbix
+    from .zabbix_api import Zabbix
     try:
-        found = zabbix_settings(config_path(settings.config))
+        found = load_zabbix(config_path(settings.config))
         settings.secrets = [s for s in found.secrets() if len(s) >= 3]
         return action(Zabbix(found))
     except CheckError as exc:
@@ -315,15 +329,19 @@ def _check_zabbix(settings: Settings, action: Callable):
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
 def import_template(settings: Settings, file: Optional[str]):
-    """Import the bundled "Exalate by Zabbix agent" template (or FILE). Safe to run again."""
-    from .template import template_xml
+    """Import every bundled template (or FILE) into Zabbix. Safe to run again: it updates them."""
+    from .template import TEMPLATE_NAMES, template_xml
     if file:
         with open(file, encoding="utf-8") as handle:
-            source = handle.read()
+            sources = {file: handle.read()}
     else:
-        source = template_xml()
-    _zabbix_call(settings, lambda api: api.import_template(source))
-    _say(settings, f"imported {file or 'the Exalate by Zabbix agent template'}")
+        sources = {f'"{name}"': template_xml(name) for name in TEMPLATE_NAMES}
+
+    def run(api) -> None:
+        for source in sources.values():
+            api.import_template(source)
+    _zabbix_call(settings, run)
+    _say(settings, f"imported {', '.join(sources)}")
 
 
 @zabbix.command("add-host")
@@ -333,8 +351,16 @@ def import_template(settings: Settings, file: Optional[str]):
 @click.option("--node", "node_name", default=None, help="{$EXALATE.NODE}: the configuration section the agent "
               "uses [default: the global --node, else default].")
 @click.option("--group", default="Exalate", show_default=True, help="Host group (created if missing).")
+@click.option("--template", "template_name", metavar="NAME", help="The template to link: one that "
+              "import-template imports (see templates/README.md) [default: Exalate by Zabbix agent].")
 @click.pass_obj
-def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group):
+def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name):
     """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
+    from .template import DEFAULT_TEMPLATE, TEMPLATE_NAMES  # here: the template module is slow to import
+    template_name = template_name or DEFAULT_TEMPLATE
+    if template_name not in TEMPLATE_NAMES:
+        raise click.BadParameter(f"{template_name!r} is not one of {', '.join(map(repr, TEMPLATE_NAMES))}",
+                                 param_hint="--template")
     node = node_name or settings.node or "default"
-    _say(settings, _zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group)))
+    _say(settings, _zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
+                                                                   template_name)))

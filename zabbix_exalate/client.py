@@ -1,5 +1,6 @@
 """Talks to one Exalate node over HTTP and turns every way a request can fail into one CheckError."""
 import json
+import os
 import time
 from typing import Callable, List, Optional
 from urllib.parse import urlsplit
@@ -21,13 +22,26 @@ CONNECTIONS_BODY = 64 << 20  # the connection list is parsed whole: refuse anyth
 USER_AGENT = "zabbix-exalate"
 
 
-class Deadline:
-    """The whole check's time budget, shared by connecting, logging in and reading."""
+def process_age() -> float:
+    """Seconds since this process started, Python's own start-up included (0 where Linux cannot say)."""
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            # Field 22, after the command name in parentheses (which may hold spaces): start time in ticks.
+            started = int(handle.read().rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+
+class Deadline:
+    """The whole check's time budget, shared by connecting, logging in and reading.
+
+    It counts from when the process started: the agent's Timeout does too."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, spent: float = 0.0):
         self.seconds = seconds
         self.clock = clock
-        self.end = clock() + seconds
+        self.end = clock() + seconds - spent
 
     def remaining(self) -> float:
         left = self.end - self.clock()
@@ -77,9 +91,10 @@ class Node:
     """One configured Exalate node. Constructing it does no I/O."""
 
     def __init__(self, cfg: NodeConfig, deadline: Deadline, session: Optional[requests.Session] = None,
-                 cache: Optional[TokenCache] = None):
+                 cache: Optional[TokenCache] = None, trace: Optional[Callable[[str], None]] = None):
         self.cfg = cfg
         self.deadline = deadline
+        self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
         self.session = session or requests.Session()
         self.auth = Authenticator(cfg, cache or TokenCache.for_config(cfg), self._login)
 
@@ -97,7 +112,15 @@ class Node:
     def connections(self) -> List[dict]:
         """The node's connections as [{"name", "id", "status", "remote"}]; the configured list if it cannot say."""
         url = self.cfg.url + API_ROOT + CONNECTIONS_PATH
-        with self._get(url, QUEUE, None, missing_ok=True) as response:
+        try:
+            response = self._get(url, QUEUE, None, missing_ok=True)
+        except AuthError:
+            # Credentials that may read the queues but not the list (a Cloud customer monitor login):
+            # the configured list, when there is one, is what the operator meant.
+            if self.cfg.connections:
+                return self._configured_connections(url)
+            raise
+        with response:
             if response.status_code == 404:
                 return self._configured_connections(url)
             data = self._json(response, url, CONNECTIONS_BODY)
@@ -164,9 +187,24 @@ class Node:
         return response
 
     def _send(self, method: str, url: str, credential: Credential, **kwargs) -> requests.Response:
-        cfg = self.cfg
         timeout = self.deadline.remaining()
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **credential.headers}
+        started = time.monotonic()
+        try:
+            response = self._request(method, url, credential, headers, timeout, **kwargs)
+        except Exception as exc:
+            if self.trace:
+                self.trace(f"{method} {self._show(url)} with {credential.label}: failed after "
+                           f"{1000 * (time.monotonic() - started):.0f} ms ({type(exc).__name__})")
+            raise
+        if self.trace:
+            self.trace(f"{method} {self._show(url)} with {credential.label}: HTTP {response.status_code}, headers "
+                       f"after {1000 * (time.monotonic() - started):.0f} ms, {self.deadline.end - self.deadline.clock():.2f} s "
+                       f"of the budget left")
+        return response
+
+    def _request(self, method: str, url: str, credential: Credential, headers: dict, timeout: float, **kwargs):
+        cfg = self.cfg
         try:
             return self.session.request(
                 method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),

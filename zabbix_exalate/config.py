@@ -4,9 +4,11 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Union
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .names import printable
 
 DEFAULT_PATH = "/etc/zabbix/zabbix_exalate.conf"
 ENV_VAR = "ZABBIX_EXALATE_CONFIG"
@@ -14,6 +16,9 @@ DEFAULT_NODE = "default"
 DEFAULT_TIMEOUT = 2.5  # below the Zabbix agent's default Timeout of 3 s
 DEFAULT_MAX_CONNECTIONS = 4  # collect's requests in flight at once: the node serves its users too
 ZABBIX_SECTION = "zabbix"
+MAX_FILE_BYTES = 1 << 20  # a configuration is a few KB: anything larger is the wrong file
+MAX_TIMEOUT = 3600.0
+MAX_JWT_TTL = 86400.0
 
 SECRET_KEYS = ("jwt_secret", "token", "login_password", "password", "monitor_password")
 NODE_KEYS = (
@@ -59,27 +64,80 @@ class NodeConfig:
         return [v for v in (getattr(self, k) for k in SECRET_KEYS) if v]
 
 
+@dataclass
+class ZabbixSettings:
+    """The Zabbix API login, for the zabbix commands."""
+    url: str
+    source: str
+    user: Optional[str] = None
+    password: Optional[str] = None
+    token: Optional[str] = None
+    verify: Union[bool, str] = True
+    timeout: float = 30.0
+
+    def secrets(self) -> List[str]:
+        return [s for s in (self.password, self.token) if s]
+
+
 def config_path(explicit: Optional[str] = None, env=os.environ) -> str:
     return explicit or env.get(ENV_VAR) or DEFAULT_PATH
 
 
-def read_file(path: str) -> Tuple[configparser.ConfigParser, List[str]]:
-    """Parse the file; return it with warnings (file permissions) for the caller to show."""
-    # No interpolation: a password may well contain "%".
-    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
+def read_file(path: str) -> configparser.ConfigParser:
+    """Parse the file, refusing what cannot be a configuration or what shows its secrets to others.
+
+    Errors name the file, the line and the key, never a value: a value may be a secret."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+        info = os.stat(path)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist: create it (see docs/configuration.md) "
                           f"or point --config or ${ENV_VAR} at yours") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path} as user {_whoami()}: {exc.strerror}") from None
+    # Checked before opening: a FIFO would block the check and a device never end.
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"configuration file {path} is a directory: point --config at the file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"configuration file {path} is not a regular file (a pipe or a device?)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"configuration file {path} is {info.st_size >> 20} MB: a configuration is a few KB; "
+                          f"is --config pointing at the right file?")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except PermissionError:
         raise ConfigError(f"cannot read configuration file {path} as user {_whoami()}: "
                           f"make it readable by that user (e.g. chown zabbix and chmod 600)") from None
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ConfigError(f"configuration file {path} is not valid INI: {detail}") from None
-    return parser, _permission_warnings(path, parser)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"configuration file {path} is not UTF-8 text (line {line})") from None
+    # No interpolation: a password may well contain "%". Comments may follow a value after " ;" or " #".
+    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__",
+                                       inline_comment_prefixes=(";", "#"))
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise ConfigError(f"configuration file {path} is not valid INI: {_parse_error(exc)}") from None
+    _refuse_open_secrets(path, info, parser)
+    return parser
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """What is wrong and where, without the line's text."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before the first [section]"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"key {printable(exc.option)!r} is set twice in [{printable(exc.section)}] (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{printable(exc.section)}] appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(n) for n, _ in exc.errors[:5])
+        return f"line {lines} is not 'key = value', a [section] or a comment"
+    return type(exc).__name__
 
 
 def _whoami() -> str:
@@ -90,19 +148,15 @@ def _whoami() -> str:
         return str(os.geteuid())
 
 
-def _permission_warnings(path: str, parser: configparser.ConfigParser) -> List[str]:
+def _refuse_open_secrets(path: str, info: os.stat_result, parser: configparser.ConfigParser) -> None:
     held = sorted({k for s in parser.sections() for k in SECRET_KEYS if parser.get(s, k, fallback="")})
-    if not held:
-        return []
-    mode = os.stat(path).st_mode
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        return [f"warning: {path} holds secrets ({', '.join(held)}) and every user on this host can read it: "
-                f"run chmod 600 {path} (or 640 with group zabbix)"]
-    return []
+    if held and info.st_mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise ConfigError(f"{path} holds secrets ({', '.join(held)}) and every user on this host can read it: "
+                          f"run chmod 600 {path} (or chmod 640 with group zabbix)")
 
 
-def load_node(path: str, node: Optional[str]) -> Tuple[NodeConfig, List[str]]:
-    parser, warnings = read_file(path)
+def load_node(path: str, node: Optional[str]) -> NodeConfig:
+    parser = read_file(path)
     name = node or DEFAULT_NODE
     if name == ZABBIX_SECTION or not parser.has_section(name):
         nodes = [s for s in parser.sections() if s != ZABBIX_SECTION]
@@ -116,11 +170,11 @@ def load_node(path: str, node: Optional[str]) -> Tuple[NodeConfig, List[str]]:
     url = values.pop("url", None)
     if not url:
         raise ConfigError(f"{where} has no url: set it to the node's base URL, e.g. https://jira.example.com")
-    cfg = NodeConfig(name=name, url=_check_url(url, where), source=path)
+    cfg = NodeConfig(name=name, url=check_url(url, where), source=path)
     for key, raw in values.items():
         setattr(cfg, key, _convert(key, raw, where))
     if cfg.monitor_url:
-        _check_url(cfg.monitor_url, where)
+        check_url(cfg.monitor_url, where)
     if not any((cfg.jwt_secret, cfg.token, cfg.login_password, cfg.user, cfg.monitor_user)):
         raise ConfigError(f"{where} has no credentials: set jwt_secret, token, login_password "
                           f"or user and password")
@@ -128,30 +182,41 @@ def load_node(path: str, node: Optional[str]) -> Tuple[NodeConfig, List[str]]:
         raise ConfigError(f"{where} sets only one of user and password: set both for basic auth")
     if bool(cfg.monitor_user) != bool(cfg.monitor_password):
         raise ConfigError(f"{where} sets only one of monitor_user and monitor_password: set both")
-    return cfg, warnings
+    return cfg
 
 
 def _reject_unknown(section, known, name, path):
     # A misspelt key would otherwise be ignored in silence: say so instead.
     unknown = [k for k in section.keys() if k not in known]
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in [{name}] of {path}; known keys: {', '.join(known)}")
+        raise ConfigError(f"unknown key {printable(unknown[0][:40])!r} in [{name}] of {path}; "
+                          f"known keys: {', '.join(known)}")
 
 
-def _check_url(url: str, where: str) -> str:
-    if not url.startswith(("http://", "https://")) or "://" == url[-3:]:
-        raise ConfigError(f"url {url!r} in {where} is not an http:// or https:// address")
-    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+def check_url(url: str, where: str) -> str:
+    """The URL without a trailing slash; never echoed in an error, since it may hold credentials."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(f"the url in {where} contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(f"the url in {where} is not a valid address (a bracket or port out of place?)") from None
+    if "@" in parts.netloc:
         # Credentials in a URL end up in logs and messages: keep them in their own keys.
-        raise ConfigError(f"a url in {where} holds credentials: move them to user/password and remove them from the url")
+        raise ConfigError(f"the url in {where} holds credentials: move them to their own keys and remove them "
+                          f"from the url")
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"the url in {where} is not an http:// or https:// address with a host name")
     return url.rstrip("/")
 
 
 def _convert(key: str, raw: str, where: str):
     if key == "timeout":
-        return _positive_float(raw, key, where)
+        return positive_seconds(raw, key, where, MAX_TIMEOUT)
     if key == "jwt_ttl":
-        return int(_positive_float(raw, key, where))
+        return int(positive_seconds(raw, key, where, MAX_JWT_TTL))
     if key == "max_connections":
         if not raw.isdigit() or not 1 <= int(raw) <= 64:
             raise ConfigError(f"max_connections in {where} must be a whole number from 1 to 64, not {raw!r}")
@@ -162,8 +227,9 @@ def _convert(key: str, raw: str, where: str):
             return True
         if lowered in ("false", "no", "off", "0"):
             return False
-        if not os.path.exists(raw):
-            raise ConfigError(f"verify in {where} is neither true/false nor an existing CA bundle path: {raw}")
+        if not os.path.isfile(raw):
+            raise ConfigError(f"verify in {where} is neither true/false nor an existing CA bundle path: "
+                              f"{printable(raw)}")
         return raw
     if key == "jwt_exp_unit":
         if raw not in ("seconds", "milliseconds"):
@@ -188,11 +254,41 @@ def _convert(key: str, raw: str, where: str):
     return raw
 
 
-def _positive_float(raw: str, key: str, where: str) -> float:
+def positive_seconds(raw: str, key: str, where: str, most: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"{key} in {where} must be a positive number of seconds, not {raw!r}")
+        value = float("nan")
+    if not 0 < value <= most:  # NaN fails this too
+        raise ConfigError(f"{key} in {where} must be a positive number of seconds up to {most:g}, not "
+                          f"{printable(raw[:20])!r}")
     return value
+
+
+def load_zabbix(path: Optional[str], env=os.environ) -> ZabbixSettings:
+    """From ZABBIX_URL, ZABBIX_TOKEN or ZABBIX_USER + ZABBIX_PASSWORD, else the [zabbix] section."""
+    values: Dict[str, str] = {}
+    where = f"[{ZABBIX_SECTION}] of {path}"
+    if path and os.path.exists(path):
+        parser = read_file(path)
+        if parser.has_section(ZABBIX_SECTION):
+            _reject_unknown(parser[ZABBIX_SECTION], ZABBIX_KEYS, ZABBIX_SECTION, path)
+            values = {k: v.strip() for k, v in parser[ZABBIX_SECTION].items() if v.strip()}
+    for key in ("url", "user", "password", "token"):
+        if env.get(f"ZABBIX_{key.upper()}"):
+            values[key] = env[f"ZABBIX_{key.upper()}"]
+            if key == "url":
+                where = "ZABBIX_URL"
+    if not values.get("url"):
+        raise ConfigError("no Zabbix URL: set ZABBIX_URL (e.g. https://zabbix.example.com) or url in a [zabbix] "
+                          "section of the configuration file")
+    if not values.get("token") and not (values.get("user") and values.get("password")):
+        raise ConfigError("no Zabbix credentials: set ZABBIX_TOKEN, or ZABBIX_USER and ZABBIX_PASSWORD "
+                          "(or token, or user and password, in the [zabbix] section)")
+    settings = ZabbixSettings(url=check_url(values["url"], where), source=where, user=values.get("user"),
+                              password=values.get("password"), token=values.get("token"))
+    if "verify" in values:
+        settings.verify = _convert("verify", values["verify"], where)
+    if "timeout" in values:
+        settings.timeout = positive_seconds(values["timeout"], "timeout", where, MAX_TIMEOUT)
+    return settings

@@ -27,7 +27,7 @@ def run_demo() -> str:
         server.write_config(path, "demo")
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"token_cache = {tmp}\ntimeout = 1\n")
-        cfg, _ = load_node(path, "demo")
+        cfg = load_node(path, "demo")
 
         def node() -> Node:
             return Node(cfg, Deadline(cfg.timeout))
