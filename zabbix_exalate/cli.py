@@ -237,7 +237,7 @@ def send(settings: Settings, agent_config, server, zabbix_host, key):
     The collection keeps to the timeout; sending takes at most as long again."""
     from .send import push
     document = _collect(settings)
-    summary = _check_zabbix(settings, lambda: push(
+    summary = _checked(settings, lambda: push(
         _masked(settings, json.dumps(document, separators=(",", ":"))), key, server=server,
         host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0))
     _say(settings, f"{settings.label} {_outline(document)}; {summary}")
@@ -299,6 +299,64 @@ def demo():
 
 
 @main.group()
+def agent():
+    """Set up the Zabbix agent on this host for the checks, and see a key as the agent does."""
+
+
+@agent.command("userparameters")
+def agent_userparameters():
+    """Print the UserParameter file (for the agent's include directory)."""
+    from .template import userparameter_conf
+    _say(None, userparameter_conf().rstrip("\n"))
+
+
+@agent.command("install")
+@click.option("--agent-config", metavar="PATH", help="The agent's configuration [default: every one of "
+              + ", ".join(AGENT_CONFIGS) + " that exists].")
+@click.pass_obj
+def agent_install(settings: Settings, agent_config: Optional[str]):
+    """Write the UserParameter file into each agent's include directory (from its Include line) and, if
+    there is none, an example configuration (mode 0640, group zabbix) to edit. Run it as root."""
+    from .agent import executable_for_agent, install, installed_agents, with_executable
+    from .config import config_path
+    from .template import userparameter_conf
+
+    def act():
+        text = with_executable(userparameter_conf(), executable_for_agent(sys.argv[0]))
+        return install(installed_agents(agent_config), text, config_path(settings.config))
+    for line in _checked(settings, act):
+        _say(settings, line)
+
+
+@agent.command("check")
+@click.argument("key", required=False)
+@click.option("--agent-config", metavar="PATH", help="The agent's configuration [default: the first of "
+              + ", ".join(AGENT_CONFIGS) + " that exists].")
+@click.pass_obj
+def agent_check(settings: Settings, key: Optional[str], agent_config: Optional[str]):
+    """Run KEY [default: exalate.collect[NODE,]] as the agent would: its UserParameter, through /bin/sh,
+    as its user, with its PATH and Timeout; print what the agent would store. Run it as root.
+
+    Exits with the check's own status (0: the agent would store a value)."""
+    from .agent import installed_agents, run_as_agent
+    node = settings.node or "default"
+    key = key or f"exalate.collect[{node},]"
+    env = {"ZABBIX_EXALATE_CONFIG": settings.config} if settings.config else {}
+    seen = _checked(settings, lambda: run_as_agent(installed_agents(agent_config)[0], key, env))
+    _say(settings, f"{key} runs, as user {seen.user}: {seen.command}")
+    if seen.timed_out:
+        _fail(settings, f"{key}: the agent would give up after its Timeout of {seen.timeout:g} s (\"Timeout while "
+              f"executing a shell script\"): raise Timeout or lower the check's timeout", 7)
+    _say(settings, f"after {seen.seconds:.2f} s (the agent's Timeout is {seen.timeout:g} s) it would store:")
+    _say(settings, seen.output or "(nothing: the item would be unsupported)")
+    if seen.status in (126, 127):  # the shell's own statuses: the program was never run
+        _say(settings, f"exit {seen.status}: the user {seen.user} " + (
+            "cannot execute the program (a venv under /root, or a Python it may not run? see docs/install.md)"
+            if seen.status == 126 else "finds no such program on the agent's PATH (see docs/install.md)"))
+    sys.exit(seen.status)
+
+
+@main.group()
 def zabbix():
     """Set Zabbix up through its API (URL and login from ZABBIX_URL, ZABBIX_TOKEN or ZABBIX_USER and
     ZABBIX_PASSWORD, else the [zabbix] section of the configuration file)."""
@@ -315,8 +373,8 @@ def _zabbix_call(settings: Settings, action: Callable) -> str:
         _fail(settings, exc.message, exc.exit_code)
 
 
-def _check_zabbix(settings: Settings, action: Callable):
-    """Run a call to Zabbix (not to the node), with its failure as one line and its exit status."""
+def _checked(settings: Settings, action: Callable):
+    """Run an action that is not a node check (send, agent), its failure as one line and its exit status."""
     try:
         return action()
     except CheckError as exc:
