@@ -1,6 +1,7 @@
 """The documentation agrees with the code: keys, exit statuses and the commands it shows."""
 import pathlib
 import re
+import textwrap
 
 import pytest
 
@@ -43,3 +44,54 @@ def test_commands_shown_in_the_docs_exist(doc):
                 command = command.commands[word]
                 if not hasattr(command, "commands"):
                     break
+
+
+def ini_examples():
+    """Every INI block of the docs and the shipped example configuration, as (where, text)."""
+    found = []
+    for doc in DOCS:
+        for i, block in enumerate(re.findall(r"^ *```ini\n(.*?)^ *```", doc.read_text(), re.S | re.M)):
+            found.append((f"{doc.name}#{i + 1}", textwrap.dedent(block)))
+    example = ROOT / "zabbix_exalate" / "data" / "zabbix_exalate.conf.example"
+    found.append((example.name, example.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("where, text", ini_examples(), ids=[w for w, _ in ini_examples()])
+def test_every_ini_example_reads_and_runs_against_the_simulator(where, text, sim, tmp_path):
+    """Each example as written (its keys, comments, ping_check, connections), pointed at the simulator."""
+    import configparser
+    import json
+
+    from conftest import LOGIN_PASSWORD, PASSWORD, SECRET, console
+    from zabbix_exalate.config import load_node
+
+    source = tmp_path / "example.conf"
+    source.write_text(text)
+    source.chmod(0o600)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+    parser.read_string(text)
+    nodes = [s for s in parser.sections() if s != "zabbix"]
+    assert nodes, where
+    sim.simulator.update(credentials={"jwt_secret": SECRET, "user": "monitor", "password": PASSWORD,
+                                      "login_password": LOGIN_PASSWORD, "monitor_user": "monitor",
+                                      "monitor_password": PASSWORD})
+    real = {"jwt_secret": SECRET, "user": "monitor", "password": PASSWORD, "monitor_user": "monitor",
+            "monitor_password": PASSWORD, "login_password": LOGIN_PASSWORD}
+    for node in nodes:
+        load_node(str(source), node)  # as written: it parses, every key is known, values are valid
+        for key in parser[node]:
+            if key in real:
+                parser[node][key] = real[key]
+        parser[node]["url"] = sim.url
+        if "monitor_url" in parser[node]:
+            parser[node]["monitor_url"] = sim.url + "/rest/issuehub/4.0/cmonitor"
+        parser[node]["token_cache"] = "off"
+    runnable = tmp_path / "runnable.conf"
+    with open(runnable, "w") as handle:
+        parser.write(handle)
+    runnable.chmod(0o600)
+    for node in nodes:
+        ran = console("--config", str(runnable), "--node", node, "collect")
+        assert ran.code == 0 and ran.stderr == "", (where, node, ran)
+        assert json.loads(ran.stdout)["ping"] == 1, (where, node, ran.stdout)
