@@ -518,3 +518,13 @@ def test_discovery_and_status_scripts_give_what_discover_gives(name, document, c
         doc["connections"][0]["status"] = reported
         got = value_of(status, json.dumps(doc), {"{#CONNECTION.KEY}": doc["connections"][0]["key"]})
         assert got == str(codes.get(reported, OTHER_STATUS)), reported
+
+
+def test_the_generator_outside_a_checkout_says_what_to_use(tmp_path):
+    import subprocess
+    import sys
+    ran = subprocess.run([sys.executable, "-m", "zabbix_exalate.template", str(tmp_path)], capture_output=True,
+                         text=True)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert "not a checkout" in ran.stderr and "agent userparameters" in ran.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written"

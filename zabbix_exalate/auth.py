@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -22,6 +23,14 @@ class Credential:
     headers: Dict[str, str]
     basic: Optional[Tuple[str, str]] = None
     renewable: bool = False  # a cached token: a 401 may mean it expired, so log in again once
+
+
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def is_jwt(token: str) -> bool:
+    """Three base64url parts: what a header can carry as it is and a node can check."""
+    return bool(_JWT.fullmatch(token)) and len(token) <= 16384
 
 
 def token_expiry(token: str) -> Optional[float]:
@@ -65,6 +74,8 @@ class TokenCache:
             token, expires = entry["token"], float(entry["expires"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        if not isinstance(token, str) or not is_jwt(token):
+            return None  # written by another version, or damaged: a new one costs one request
         return token if expires - RENEW_BEFORE > self.clock() else None
 
     def put(self, kind: str, identity: str, token: str, expires: float) -> None:
@@ -114,7 +125,8 @@ class Authenticator:
     """Chooses the credential for each API and obtains JWTs; `login` does the HTTP for 4.0/authenticate."""
 
     def __init__(self, cfg: NodeConfig, cache: TokenCache, login: Callable[[NodeConfig], str],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, masker=None):
+        self.masker = masker
         self.cfg = cfg
         self.cache = cache
         self.login = login
@@ -166,6 +178,7 @@ class Authenticator:
         with self._lock:
             if not self._token:
                 self._token = self.cache.get("minted", self._identity()) or self._mint()
+                self._secret(self._token)
             return self._token
 
     def _mint(self) -> str:
@@ -184,7 +197,12 @@ class Authenticator:
         with self._lock:
             if not self._token:
                 self._token = self.cache.get("login", self._identity()) or self._log_in()
+                self._secret(self._token)
             return self._token
+
+    def _secret(self, token: str) -> None:
+        if self.masker:
+            self.masker.add(token)
 
     def _log_in(self) -> str:
         token = self.login(self.cfg)

@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_CODES, CheckError, CheckTimeout
+from .masking import Masker
 from .metrics import METRICS, SEND_KEY
 from .send import AGENT_CONFIGS
 
@@ -23,12 +24,13 @@ class Settings:
         self.config = config
         self.node = node or None  # the agent passes an empty first key parameter as ""
         self.timeout = timeout
-        self.secrets: List[str] = []  # filled once the configuration is read: masked in every message
+        self.masker = Masker()  # told every secret once the configuration is read; masks every line
         self.debug = False
 
     @property
     def label(self) -> str:
-        return f"[{self.node or 'default'}]"
+        from .names import printable
+        return f"[{printable(self.node or 'default')}]"
 
 
 class Seconds(click.ParamType):
@@ -75,10 +77,8 @@ def run() -> None:
 
 
 def _masked(settings: Optional[Settings], text: str) -> str:
-    """Every text that leaves the process (printed or sent) passes here: no configured secret in it."""
-    for secret in settings.secrets if settings else ():
-        text = text.replace(secret, "***")
-    return text
+    """Every text that leaves the process (printed or sent) passes here: no secret in it, in any form."""
+    return settings.masker.mask(text) if settings else text
 
 
 def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
@@ -86,7 +86,9 @@ def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
 
 
 def _fail(settings: Optional[Settings], message: str, code: int) -> None:
-    _say(settings, f"zabbix-exalate: {message}", err=True)
+    """The one line a failure prints (the agent stores it as the reason): masked, then made one line."""
+    from .names import printable
+    click.echo(printable(_masked(settings, f"zabbix-exalate: {message}")), err=True)
     sys.exit(code)
 
 
@@ -99,7 +101,7 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
     from .config import config_path, load_node
 
     cfg = load_node(config_path(settings.config), settings.node)
-    settings.secrets = [s for s in cfg.secrets() if len(s) >= 3]
+    cfg.register(settings.masker)
     seconds = settings.timeout or cfg.timeout
     deadline = Deadline(seconds, spent=process_age() if settings.own_process else 0.0)
     if not whole_node:
@@ -114,7 +116,7 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
             if trace:
                 trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {seconds:g} s, "
                       f"{deadline.end - deadline.clock():.2f} s left after start-up")
-            return action(Node(cfg, deadline, session=session, trace=trace))
+            return action(Node(cfg, deadline, session=session, trace=trace, masker=settings.masker))
     finally:
         if not whole_node:
             _alarm(0)
@@ -129,7 +131,12 @@ def _check(settings: Settings, action: Callable, whole_node: bool = False):
     except KeyboardInterrupt:
         _fail(settings, "interrupted", 130)
     except Exception as exc:  # a bug of ours: still one line, and no value
-        _fail(settings, f"internal error, please report it: {type(exc).__name__}: {exc}", 1)
+        _fail(settings, _internal(exc), 1)
+
+
+def _internal(exc: Exception) -> str:
+    from .names import printable
+    return f"internal error, please report it: {type(exc).__name__}: {printable(str(exc))[:300]}"
 
 
 def _alarm(left: float, budget: float = 0) -> None:
@@ -180,6 +187,8 @@ def ping(settings: Settings):
         _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
     except CheckError as exc:
         value, why = 0, exc.message
+    except Exception as exc:  # a bug of ours: no value rather than a guessed 0, and one line
+        _fail(settings, _internal(exc), 1)
     _say(settings, str(value))
     if why:
         _say(settings, f"zabbix-exalate: {settings.label} {why}", err=True)
@@ -367,10 +376,12 @@ def _zabbix_call(settings: Settings, action: Callable) -> str:
     from .zabbix_api import Zabbix
     try:
         found = load_zabbix(config_path(settings.config))
-        settings.secrets = [s for s in found.secrets() if len(s) >= 3]
-        return action(Zabbix(found))
+        found.register(settings.masker)
+        return action(Zabbix(found, settings.masker))
     except CheckError as exc:
         _fail(settings, exc.message, exc.exit_code)
+    except Exception as exc:  # an answer pyzabbix or we did not expect: one line, no traceback
+        _fail(settings, _internal(exc), 1)
 
 
 def _checked(settings: Settings, action: Callable):
@@ -380,7 +391,7 @@ def _checked(settings: Settings, action: Callable):
     except CheckError as exc:
         _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
     except Exception as exc:  # a bug of ours: still one line
-        _fail(settings, f"internal error, please report it: {type(exc).__name__}: {exc}", 1)
+        _fail(settings, _internal(exc), 1)
 
 
 @zabbix.command("import-template")

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from .auth import Authenticator, Credential, TokenCache
+from .auth import Authenticator, Credential, TokenCache, is_jwt
 from .config import NodeConfig
+from .masking import Masker
 from .errors import (AuthError, BadResponse, CheckTimeout, ConfigError, ConnectionNotFound,
                      ServerError, Unreachable)
 from .metrics import AUTHENTICATE_PATH, CONNECTIONS_PATH, QUEUE, Metric
@@ -91,12 +92,14 @@ class Node:
     """One configured Exalate node. Constructing it does no I/O."""
 
     def __init__(self, cfg: NodeConfig, deadline: Deadline, session: Optional[requests.Session] = None,
-                 cache: Optional[TokenCache] = None, trace: Optional[Callable[[str], None]] = None):
+                 cache: Optional[TokenCache] = None, trace: Optional[Callable[[str], None]] = None,
+                 masker: Optional[Masker] = None):
+        self.masker = masker or Masker()
         self.cfg = cfg
         self.deadline = deadline
         self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
         self.session = session or requests.Session()
-        self.auth = Authenticator(cfg, cache or TokenCache.for_config(cfg), self._login)
+        self.auth = Authenticator(cfg, cache or TokenCache.for_config(cfg), self._login, masker=self.masker)
 
     # -- the checks ---------------------------------------------------------------------------
 
@@ -240,24 +243,24 @@ class Node:
                 raise ConnectionNotFound(
                     f"connection '{printable(connection)}' not found on {self._host(url)}: it may have been removed "
                     f"or renamed on the other side; check the connection in Exalate and rediscover")
-            raise BadResponse(f"{shown} refused the request (HTTP 400): {_first_line(text)}")
+            raise BadResponse(f"{shown} refused the request (HTTP 400): {self._outside(text) or '(empty body)'}")
         if status in (401, 403):
             what = "were rejected" if status == 401 else "were not accepted (not authenticated or not allowed)"
             raise AuthError(f"{shown} answered HTTP {status}: the credentials {what}; used {credential.label}")
         if 300 <= status < 400:
-            target = response.headers.get("Location", "?")
+            target = self._outside(response.headers.get("Location", "?"))
             if "login" in target.lower():
                 raise BadResponse(f"{shown} redirected to a login page ({target}): the credentials were not "
                                   f"accepted or url points to a web UI")
             raise BadResponse(f"{shown} redirected (HTTP {status}) to {target}: set url to the address it redirects to")
         if status >= 500:
-            raise ServerError(f"{shown} answered HTTP {status} {response.reason or ''}".rstrip()
+            raise ServerError(f"{shown} answered HTTP {status} {self._outside(response.reason or '', 60)}".rstrip()
                               + ": the node has a problem; see the Exalate/Jira log on the node")
         if status == 404:
             raise BadResponse(f"{shown} does not exist (HTTP 404): check url (the node's base URL) and that "
                               f"this Exalate version has this endpoint")
-        raise BadResponse(f"{shown} answered HTTP {status} {response.reason or ''}".rstrip()
-                          + f": {_first_line(self._text(response))}")
+        raise BadResponse(f"{shown} answered HTTP {status} {self._outside(response.reason or '', 60)}".rstrip()
+                          + f": {self._outside(self._text(response)) or '(empty body)'}")
 
     def _refuse_html(self, response, url):
         ctype = response.headers.get("Content-Type", "").lower()
@@ -302,7 +305,19 @@ class Node:
         if not token:
             raise BadResponse(f"logging in at {self._show(url)} returned no token (neither an X-Exalate-Jwt "
                               f"header nor a token in the body)")
+        self.masker.add(token)
+        if not is_jwt(token):
+            # Never cached: a token no request can carry would fail every check until it expired.
+            raise BadResponse(f"logging in at {self._show(url)} returned a token that is not a JWT (characters "
+                              f"a header cannot carry, or not three base64url parts): report it to the node's admin")
         return token
+
+    def _outside(self, text: str, width: int = 200) -> str:
+        """Text the node (or a proxy) chose, fit for our one line: secrets masked first, then the first
+        line, control characters escaped, cut to width."""
+        lines = self.masker.mask(text).splitlines()
+        line = printable(lines[0].strip()) if lines else ""
+        return line if len(line) <= width else line[:width - 3] + "..."
 
     def _show(self, url: str) -> str:
         parts = urlsplit(url)
@@ -323,11 +338,6 @@ def _token_in(text: str) -> Optional[str]:
     if isinstance(data, str) and data.count(".") == 2 and " " not in data:
         return data
     return None
-
-
-def _first_line(text: str) -> str:
-    line = text.splitlines()[0] if text else "(empty body)"
-    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _tls_reason(exc: Exception) -> str:

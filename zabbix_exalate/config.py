@@ -63,6 +63,13 @@ class NodeConfig:
     def secrets(self) -> List[str]:
         return [v for v in (getattr(self, k) for k in SECRET_KEYS) if v]
 
+    def register(self, masker) -> None:
+        """Tell the masker every secret of this node and the forms it takes on the wire."""
+        masker.add(*self.secrets())
+        masker.add_basic(self.user, self.password)
+        masker.add_basic(self.monitor_user, self.monitor_password)
+        masker.add_url_credentials(self.proxy)
+
 
 @dataclass
 class ZabbixSettings:
@@ -75,8 +82,9 @@ class ZabbixSettings:
     verify: Union[bool, str] = True
     timeout: float = 30.0
 
-    def secrets(self) -> List[str]:
-        return [s for s in (self.password, self.token) if s]
+    def register(self, masker) -> None:
+        masker.add(self.password, self.token)
+        masker.add_basic(self.user, self.password)
 
 
 def config_path(explicit: Optional[str] = None, env=os.environ) -> str:

@@ -1,4 +1,5 @@
 """The failures a check can end in, each with its documented exit status."""
+from .names import printable
 
 
 class CheckError(Exception):
@@ -8,6 +9,7 @@ class CheckError(Exception):
     label = "failed"
 
     def __init__(self, message: str):
+        message = printable(message)  # one line whatever a server or a file put in it: \r, \n, \x85...
         super().__init__(message)
         self.message = message
 

@@ -680,6 +680,11 @@ def generated_files(root: Path) -> Dict[Path, str]:
 def main(argv: Optional[List[str]] = None) -> None:
     """Rewrite the generated files of the repository (default: the one this package sits in)."""
     root = Path((argv or sys.argv[1:] or [Path(__file__).resolve().parent.parent])[0])
+    if not (root / README_FILE).is_file():
+        # An installed package has no repository around it: say what to use instead of a traceback.
+        sys.exit(f"{root} is not a checkout of zabbix-exalate (no {README_FILE}): this rewrites a checkout's "
+                 f"generated files. An installed package gives them with 'zabbix-exalate agent userparameters' "
+                 f"and 'zabbix-exalate zabbix import-template'.")
     for path, content in generated_files(root).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -1,6 +1,9 @@
 """Sets Zabbix up through its API: imports the template and creates or updates a monitored host."""
+import re
+
 from .config import ZabbixSettings
-from .errors import AuthError, ConfigError, Unreachable, ZabbixAPIError
+from .errors import AuthError, Unreachable, ZabbixAPIError
+from .names import printable
 
 NODE_MACRO = "{$EXALATE.NODE}"
 AGENT_INTERFACE = 1
@@ -9,17 +12,26 @@ AGENT_INTERFACE = 1
 class Zabbix:
     """A logged-in Zabbix API. Every failure becomes a CheckError with one readable line."""
 
-    def __init__(self, settings: ZabbixSettings):
+    def __init__(self, settings: ZabbixSettings, masker=None):
         from pyzabbix import ZabbixAPI  # only the zabbix commands pay for importing it
         self.settings = settings
+        self.masker = masker
         url = settings.url[:-len("/api_jsonrpc.php")] if settings.url.endswith("/api_jsonrpc.php") else settings.url
         self.api = ZabbixAPI(url, timeout=settings.timeout)
         self.api.session.verify = settings.verify
         self.version = self._call(self.api.api_version)
+        if not isinstance(self.version, str) or not re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", self.version):
+            raise ZabbixAPIError(f"Zabbix API at {settings.url} answered a version that is not one "
+                                 f"({printable(str(self.version)[:40])!r}): is this the frontend's URL?")
         if settings.token:
             self._call(self.api.login, api_token=settings.token)  # checked by the first real call
         else:
             self._call(self.api.login, user=settings.user, password=settings.password)
+
+    def _outside(self, text: str) -> str:
+        """What Zabbix said, on one line: secrets masked before it is cut short."""
+        text = self.masker.mask(text) if self.masker else text
+        return printable(" ".join(text.split()))
 
     @property
     def major(self) -> float:
@@ -31,13 +43,17 @@ class Zabbix:
         try:
             return method(*args, **kwargs)
         except ZabbixAPIException as exc:
-            error = exc.error or {}
-            detail = " ".join(str(error.get("data") or error.get("message") or exc).split())
+            error = exc.error if isinstance(exc.error, dict) else {"data": exc.error}
+            detail = self._outside(str(error.get("data") or error.get("message") or exc))
             if "password" in detail.lower() or "session" in detail.lower() or "token" in detail.lower() \
                     or "not authori" in detail.lower():
                 who = "an API token" if self.settings.token else f"user {self.settings.user!r}"
                 raise AuthError(f"Zabbix API at {self.settings.url} refused {who}: {detail[:200]}") from None
             raise ZabbixAPIError(f"Zabbix API at {self.settings.url}: {detail[:300]}") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # pyzabbix reads the answer as JSON-RPC; anything else fails inside it in one of these ways.
+            raise ZabbixAPIError(f"Zabbix API at {self.settings.url} answered something that is not a JSON-RPC "
+                                 f"answer ({type(exc).__name__}): is this the frontend's URL?") from None
         except requests.exceptions.HTTPError as exc:
             raise ZabbixAPIError(f"Zabbix API at {self.settings.url} answered HTTP {exc.response.status_code}: "
                                  f"is this the frontend's URL?") from None
