@@ -17,7 +17,7 @@ ODD_NAMES = [
     "[brackets] {braces}",
     "$HOME; rm -rf / | cat &",
     "Ünïcødé — 東京 ✓",
-    "../admin",
+    "up/..ward",
     "...",
     "50% off",
     "100%25",
@@ -58,15 +58,17 @@ def test_each_check_takes_the_exact_name(cli, odd, index):
         assert cli("sync-requests", name).stdout == f"{index + 1}\n"
 
 
-@pytest.mark.parametrize("name", ["..", ".", "%2E%2E"])
+@pytest.mark.parametrize("name", ["..", ".", "%2E%2E", "../admin", "a/../../4.0/cmonitor", "./.",
+                                  "x/../../relations/Other"])
 def test_a_name_made_of_dots_is_refused_before_any_request(cli, odd, name):
-    # Clients and servers (nginx, requests) resolve "..", even spelled %2E%2E, as navigation.
+    # Clients and servers (nginx, requests) resolve "..", even spelled %2E%2E, as navigation; a reverse
+    # proxy that decodes %2F turns a name's "/../" into it too.
     sent = len(odd.simulator.requests)
     cli("sync-requests", name).assert_failed(3, "path navigation", "rename the connection")
     assert len(odd.simulator.requests) == sent
 
 
-@pytest.mark.parametrize("name", ["../admin", "a/../../4.0/cmonitor", "x?limit=0#frag", "...", "./."])
+@pytest.mark.parametrize("name", ["x?limit=0#frag", "...", "a/b", "a/.../b"])
 def test_a_name_never_leaves_its_path_segment(cli, odd, name):
     cli("sync-requests", name)
     raw = odd.simulator.requests[-1][1]

@@ -1,7 +1,7 @@
 """The zabbix-exalate command line: the only module that prints, and the one place errors become exit codes."""
 import json
-import signal
 import sys
+import threading
 import warnings
 from typing import Callable, List, Optional
 
@@ -104,22 +104,40 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
     cfg.register(settings.masker)
     seconds = settings.timeout or cfg.timeout
     deadline = Deadline(seconds, spent=process_age() if settings.own_process else 0.0)
-    if not whole_node:
-        _alarm(deadline.remaining(), seconds)
-    try:
-        with warnings.catch_warnings():
-            # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
-            # false) would turn every item unsupported. What matters is reported as errors instead.
-            warnings.simplefilter("ignore")
-            session = pooled_session(cfg.max_connections) if whole_node else None
-            trace = (lambda line: _say(settings, f"zabbix-exalate: debug: {line}", err=True)) if settings.debug else None
-            if trace:
-                trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {seconds:g} s, "
-                      f"{deadline.end - deadline.clock():.2f} s left after start-up")
-            return action(Node(cfg, deadline, session=session, trace=trace, masker=settings.masker))
-    finally:
-        if not whole_node:
-            _alarm(0)
+    with warnings.catch_warnings():
+        # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
+        # false) would turn every item unsupported. What matters is reported as errors instead.
+        warnings.simplefilter("ignore")
+        session = pooled_session(cfg.max_connections) if whole_node else None
+        trace = (lambda line: _say(settings, f"zabbix-exalate: debug: {line}", err=True)) if settings.debug else None
+        if trace:
+            trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {seconds:g} s, "
+                  f"{deadline.end - deadline.clock():.2f} s left after start-up")
+        node = Node(cfg, deadline, session=session, trace=trace, masker=settings.masker)
+        return action(node) if whole_node else _within(deadline, node, lambda: action(node))
+
+
+def _within(deadline, node, work: Callable):
+    """Run work in a daemon thread and wait no longer than the deadline: what blocks inside C (a slow DNS
+    answer, a stalled TLS handshake) cannot hold the check past it, and the process need not wait for it."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="exalate-check", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline.end - deadline.clock()))
+    if worker.is_alive():
+        waiting = f"{node.waiting_for} did not answer" if node.waiting_for else "no complete answer"
+        raise CheckTimeout(f"{waiting} within the timeout of {deadline.seconds:g} s (a slow name lookup, network "
+                           f"or node): raise timeout if the node is just slow")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _check(settings: Settings, action: Callable, whole_node: bool = False):
@@ -137,17 +155,6 @@ def _check(settings: Settings, action: Callable, whole_node: bool = False):
 def _internal(exc: Exception) -> str:
     from .names import printable
     return f"internal error, please report it: {type(exc).__name__}: {printable(str(exc))[:300]}"
-
-
-def _alarm(left: float, budget: float = 0) -> None:
-    """A hard stop after left seconds, for what socket timeouts do not bound (a server trickling bytes)."""
-    if not hasattr(signal, "setitimer"):
-        return
-    if left:
-        def expired(signum, frame):
-            raise CheckTimeout(f"no complete answer within the timeout of {budget:g} s")
-        signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, left)
 
 
 def _make_check(metric):

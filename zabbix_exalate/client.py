@@ -18,9 +18,8 @@ from .names import key_form, printable
 from . import jsonstream
 
 API_ROOT = "/rest/issuehub/"
-SMALL_BODY = 1 << 20       # error texts and login answers: read no more than this
-CONNECTIONS_BODY = 64 << 20  # the connection list is parsed whole: refuse anything absurd
 USER_AGENT = "zabbix-exalate"
+MAX_TOKEN = 8 << 20  # the longest single JSON value (string) we parse: see _Body._mind_tokens
 
 
 def process_age() -> float:
@@ -60,6 +59,7 @@ class _Body:
         self.deadline = deadline
         self.bytes_read = 0
         self.head = b""  # the first bytes, to name what came instead of JSON
+        self.since_quote = 0  # bytes since the last quote: the length of the token being read, at least
 
     def read(self, size: int = -1) -> bytes:
         self.deadline.remaining()
@@ -76,7 +76,19 @@ class _Body:
         if not self.bytes_read:
             self.head = data[:64].lstrip()
         self.bytes_read += len(data)
+        self._mind_tokens(data)
         return data
+
+    def _mind_tokens(self, data: bytes) -> None:
+        """Refuse one JSON string (or any run without a quote) longer than MAX_TOKEN: the parser's time grows
+        with the square of a token's length (32 MB: 4 s here), and no Exalate value is near that long."""
+        last = data.rfind(b'"')
+        while last > 0 and data[last - 1] == 0x5C:  # an escaped quote does not end the string
+            last = data.rfind(b'"', 0, last)
+        self.since_quote = len(data) - last - 1 if last >= 0 else self.since_quote + len(data)
+        if self.since_quote > MAX_TOKEN:
+            raise BadResponse(f"the answer holds a single value longer than {MAX_TOKEN >> 20} MB (after "
+                              f"{self.bytes_read} bytes): not an Exalate answer, or a broken one")
 
 
 def pooled_session(size: int) -> requests.Session:
@@ -98,6 +110,7 @@ class Node:
         self.cfg = cfg
         self.deadline = deadline
         self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
+        self.waiting_for: Optional[str] = None  # the host a request waits on, for a timeout's message
         self.session = session or requests.Session()
         self.auth = Authenticator(cfg, cache or TokenCache.for_config(cfg), self._login, masker=self.masker)
 
@@ -126,27 +139,16 @@ class Node:
         with response:
             if response.status_code == 404:
                 return self._configured_connections(url)
-            data = self._json(response, url, CONNECTIONS_BODY)
-        results = data.get("results") if isinstance(data, dict) else data
-        if not isinstance(results, list):
-            raise BadResponse(f"the answer of {self._show(url)} has no list of connections (no 'results' array)")
-        total = data.get("total") if isinstance(data, dict) else None
-        if isinstance(total, int) and total > len(results):
+            found, total = jsonstream.read_connections(_Body(response, self.deadline), f"the answer of {self._show(url)}")
+        if total is not None and total > len(found):
             # A partial list would let Zabbix delete the items of the connections left out, once the
             # discovery lifetime passes: the configured list, else no list at all, which keeps every item.
             if self.cfg.connections:
                 return self._configured_connections(url)
-            raise BadResponse(f"{self._show(url)} lists {len(results)} of the node's {total} connections (a paged "
+            raise BadResponse(f"{self._show(url)} lists {len(found)} of the node's {total} connections (a paged "
                               f"answer, which zabbix-exalate cannot follow yet): list them in [{self.cfg.name}] of "
                               f"{self.cfg.source} as connections = one name a line, and report this")
-        found = []
-        for entry in results:
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str) and name:  # a nameless entry cannot be queried: skip it
-                found.append({"name": name, "id": entry.get("id"), "status": entry.get("status"),
-                              "remote": (entry.get("communication") or {}).get("remoteUrl")
-                              if isinstance(entry.get("communication"), dict) else None})
-        return found
+        return [c for c in found if c["name"]]  # a nameless entry cannot be queried: skip it
 
     def url_for(self, metric: Metric, connection: Optional[str] = None) -> str:
         if metric.api == "monitor" and self.cfg.monitor_url:
@@ -155,13 +157,19 @@ class Node:
         if metric.per_connection:
             if not connection:
                 raise ConfigError(f"{metric.command} needs a connection name")
-            if connection in (".", ".."):
-                # HTTP clients and servers resolve "." and ".." (even as %2E) as navigation: the request would
-                # reach another endpoint. Refuse rather than count something else.
-                raise ConfigError(f"a connection named {connection!r} cannot be checked: URLs read it as "
-                                  f"path navigation, not as a name; rename the connection in Exalate")
-            # One percent-encoded segment: "/" and ".." in a name never leave the connection's path.
-            path = path.replace("{connection}", key_form(connection))
+            if any(part in (".", "..") for part in connection.split("/")):
+                # HTTP clients and servers resolve "." and ".." (even as %2E) as navigation, and a proxy that
+                # decodes %2F turns "x/../.." into it: the request would reach another endpoint (another
+                # connection's queue). Refuse rather than count something else.
+                raise ConfigError(f"a connection named '{printable(connection)}' cannot be checked: a '.' or "
+                                  f"'..' between slashes reads as path navigation in URLs, not as a name; rename "
+                                  f"the connection in Exalate")
+            try:
+                # One percent-encoded segment: "/" and ".." in a name never leave the connection's path.
+                path = path.replace("{connection}", key_form(connection))
+            except UnicodeEncodeError:  # bytes that are not UTF-8 in the argument (surrogate escapes)
+                raise ConfigError("the connection name is not UTF-8 text: give the name as discovery prints "
+                                  "it ({#CONNECTION.KEY})") from None
         return self.cfg.url + API_ROOT + path
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -193,6 +201,7 @@ class Node:
         timeout = self.deadline.remaining()
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **credential.headers}
         started = time.monotonic()
+        self.waiting_for = self._host(url)
         try:
             response = self._request(method, url, credential, headers, timeout, **kwargs)
         except Exception as exc:
@@ -200,6 +209,7 @@ class Node:
                 self.trace(f"{method} {self._show(url)} with {credential.label}: failed after "
                            f"{1000 * (time.monotonic() - started):.0f} ms ({type(exc).__name__})")
             raise
+        self.waiting_for = None
         if self.trace:
             self.trace(f"{method} {self._show(url)} with {credential.label}: HTTP {response.status_code}, headers "
                        f"after {1000 * (time.monotonic() - started):.0f} ms, {self.deadline.end - self.deadline.clock():.2f} s "
@@ -221,7 +231,8 @@ class Node:
             raise Unreachable(f"TLS with {self._host(url)} failed ({_tls_reason(exc)}): "
                               f"if the node uses a private CA, set verify = /path/to/ca.pem") from None
         except requests.exceptions.ProxyError:
-            raise Unreachable(f"the proxy refused or failed the request to {self._host(url)}: check proxy settings") from None
+            raise Unreachable(f"the proxy {self._proxy()} refused, failed or closed the request to {self._host(url)}: "
+                              f"check proxy and the proxy's log") from None
         except requests.exceptions.ConnectionError as exc:
             raise Unreachable(f"cannot connect to {self._host(url)}: {_connect_reason(exc)}") from None
         except requests.exceptions.InvalidURL:
@@ -244,6 +255,9 @@ class Node:
                     f"connection '{printable(connection)}' not found on {self._host(url)}: it may have been removed "
                     f"or renamed on the other side; check the connection in Exalate and rediscover")
             raise BadResponse(f"{shown} refused the request (HTTP 400): {self._outside(text) or '(empty body)'}")
+        if status == 407:
+            raise Unreachable(f"the proxy {self._proxy()} refused to pass the request to {self._host(url)} (HTTP 407 "
+                              f"Proxy Authentication Required): check the user and password in proxy")
         if status in (401, 403):
             what = "were rejected" if status == 401 else "were not accepted (not authenticated or not allowed)"
             raise AuthError(f"{shown} answered HTTP {status}: the credentials {what}; used {credential.label}")
@@ -254,8 +268,10 @@ class Node:
                                   f"accepted or url points to a web UI")
             raise BadResponse(f"{shown} redirected (HTTP {status}) to {target}: set url to the address it redirects to")
         if status >= 500:
+            whose = (f"the proxy {self._proxy()} or the node has a problem" if self._proxy() and status in (502, 503, 504)
+                     else "the node has a problem; see the Exalate/Jira log on the node")
             raise ServerError(f"{shown} answered HTTP {status} {self._outside(response.reason or '', 60)}".rstrip()
-                              + ": the node has a problem; see the Exalate/Jira log on the node")
+                              + f": {whose}")
         if status == 404:
             raise BadResponse(f"{shown} does not exist (HTTP 404): check url (the node's base URL) and that "
                               f"this Exalate version has this endpoint")
@@ -275,21 +291,6 @@ class Node:
             if len(data) >= 4096:  # the 400 text is one sentence: no need to read more
                 break
         return data.decode("utf-8", "replace").strip()
-
-    def _json(self, response, url, limit):
-        data = bytearray()
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                self.deadline.remaining()
-                data += chunk
-                if len(data) > limit:
-                    raise BadResponse(f"the answer of {self._show(url)} is larger than {limit >> 20} MB")
-        except requests.exceptions.RequestException:
-            raise BadResponse(f"the answer of {self._show(url)} was cut off after {len(data)} bytes") from None
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise BadResponse(f"the answer of {self._show(url)} is not valid JSON ({exc})") from None
 
     def _login(self, cfg: NodeConfig) -> str:
         url = cfg.url + API_ROOT + AUTHENTICATE_PATH
@@ -319,6 +320,14 @@ class Node:
         line = printable(lines[0].strip()) if lines else ""
         return line if len(line) <= width else line[:width - 3] + "..."
 
+    def _proxy(self) -> str:
+        """The proxy's host:port, without its credentials ("" when requests goes direct)."""
+        proxy = self.cfg.proxy or requests.utils.get_environ_proxies(self.cfg.url).get(urlsplit(self.cfg.url).scheme)
+        if not proxy:
+            return ""
+        parts = urlsplit(proxy)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
     def _show(self, url: str) -> str:
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}{parts.path}"  # never the query: it could carry a secret
@@ -342,12 +351,14 @@ def _token_in(text: str) -> Optional[str]:
 
 def _tls_reason(exc: Exception) -> str:
     text = str(exc)
+    lowered = text.lower()
+    if "mismatch" in lowered or "is not valid for" in lowered or ("hostname" in lowered and "match" in lowered):
+        # Checked first: Python reports a name mismatch as CERTIFICATE_VERIFY_FAILED too.
+        return "its certificate is for another host name or address: use the name the certificate is for in url"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "its certificate is not trusted"
     if "WRONG_VERSION_NUMBER" in text:
         return "it does not speak TLS on that port: is the url http://?"
-    if "hostname" in text.lower() and "match" in text.lower():
-        return "the certificate is for another host name"
     return "handshake failed"
 
 

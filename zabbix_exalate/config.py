@@ -2,6 +2,7 @@
 import configparser
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
@@ -190,7 +191,44 @@ def load_node(path: str, node: Optional[str]) -> NodeConfig:
         raise ConfigError(f"{where} sets only one of user and password: set both for basic auth")
     if bool(cfg.monitor_user) != bool(cfg.monitor_password):
         raise ConfigError(f"{where} sets only one of monitor_user and monitor_password: set both")
+    _check_credentials(cfg, where)
     return cfg
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+HEADER_VALUE = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no space: what a token header carries as it is
+
+
+def _check_credentials(cfg: NodeConfig, where: str) -> None:
+    """What HTTP cannot carry is a configuration mistake now, not a crash or a refused request later."""
+    for key in ("user", "password", "monitor_user", "monitor_password"):
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{key} in {where} has characters HTTP basic auth cannot carry (it sends Latin-1): "
+                              f"use a password of Latin-1 characters for the monitoring user") from None
+        if not value.isprintable():
+            raise ConfigError(f"{key} in {where} has a control character")
+    if cfg.token is not None and not HEADER_VALUE.fullmatch(cfg.token):
+        raise ConfigError(f"token in {where} is not a token a header can carry (spaces, line breaks or "
+                          f"characters outside ASCII): paste the JWT alone, on one line")
+    if not HEADER_NAME.fullmatch(cfg.jwt_header):
+        raise ConfigError(f"jwt_header in {where} is not an HTTP header name (letters, digits and -)")
+    for key in ("client_cert", "client_key"):
+        path = getattr(cfg, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{key} in {where} names a file this user ({_whoami()}) cannot read: {printable(path)}")
+    if cfg.proxy:
+        try:
+            parts = urlsplit(cfg.proxy)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if not parts or parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+            raise ConfigError(f"proxy in {where} is not a proxy URL such as http://proxy.example.com:3128")
 
 
 def _reject_unknown(section, known, name, path):

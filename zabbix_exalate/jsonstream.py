@@ -1,20 +1,29 @@
 """Reads numbers out of JSON bodies as they stream in, never holding a whole body in memory."""
-from typing import BinaryIO, Optional
+from decimal import Decimal
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
 import ijson  # yajl's C parser: validates and streams multi-gigabyte bodies at parser speed
 
 from .errors import BadResponse
+
+MAX_COUNT = 2 ** 64 - 1  # what a Zabbix unsigned numeric item stores
+MAX_DEPTH = 64           # Exalate's answers are a few levels deep; a deeper body is hostile or broken
+MAX_CONNECTIONS = 10_000  # per node: far above any real node, far below what would exhaust memory
 
 
 def _events(body: BinaryIO, what: str):
     try:
         yield from ijson.basic_parse(body, buf_size=256 * 1024)
     except ijson.JSONError as exc:
-        if getattr(body, "head", b"").startswith(b"<"):
-            raise BadResponse(f"{what} is an HTML page, not JSON (a login or error page?): check url "
-                              f"and the credentials") from None
-        detail = " ".join(str(exc).split())[:120]
-        raise BadResponse(f"{what} is not valid JSON ({detail}) after {getattr(body, 'bytes_read', '?')} bytes") from None
+        raise _not_json(body, what, exc) from None
+
+
+def _not_json(body, what: str, exc: Exception) -> BadResponse:
+    if getattr(body, "head", b"").startswith(b"<"):
+        return BadResponse(f"{what} is an HTML page, not JSON (a login or error page?): check url "
+                           f"and the credentials")
+    detail = " ".join(str(exc).split())[:120]
+    return BadResponse(f"{what} is not valid JSON ({detail}) after {getattr(body, 'bytes_read', '?')} bytes")
 
 
 def count_elements(body: BinaryIO, what: str, reason_field: Optional[str] = None,
@@ -28,24 +37,218 @@ def count_elements(body: BinaryIO, what: str, reason_field: Optional[str] = None
     if first != "start_array":
         raise BadResponse(f"{what} is {_describe(first)} where the API promises a JSON array")
     depth = 1
+    seen_reason = False
     for event, value in events:
         if event in ("start_map", "start_array"):
-            if depth == 1 and reason is None:
-                count += 1
+            if depth == 1:
+                count += reason is None
+                seen_reason = False
             depth += 1
+            if depth > MAX_DEPTH:
+                raise BadResponse(f"{what} is nested deeper than {MAX_DEPTH} levels: not an Exalate answer")
         elif event in ("end_map", "end_array"):
             depth -= 1
         elif depth == 1:
-            if reason is None:
-                count += 1
+            count += reason is None
         elif depth == 2 and reason is not None:
             if event == "map_key":
                 key = value
+                if value == reason_field:
+                    if seen_reason:
+                        raise BadResponse(f"{what} has an element with {reason_field!r} twice")
+                    seen_reason = True
                 continue
             if key == reason_field and value == reason:
                 count += 1
         key = None
     return count
+
+
+def read_connections(body: BinaryIO, what: str) -> Tuple[List[dict], Optional[int]]:
+    """The connections listed in body ({"total", "results": [...]} or a bare array), never more than
+    MAX_CONNECTIONS of them: [{"name", "id", "status", "remote"}] and the total the node announces."""
+    entries: List[dict] = []
+    total = None
+    # One frame per open object or array: [keys met so far, current key] for an object (a duplicate key is
+    # refused), None for an array. A value's path is each frame's current key, or "item" in an array.
+    frames: List[Optional[list]] = []
+    events = _events(body, what)
+    top = next(events, (None, None))[0]
+    if top not in ("start_map", "start_array"):
+        raise BadResponse(f"{what} is {_describe(top)} where the API promises the connections")
+    frames.append([set(), None] if top == "start_map" else None)
+    entry = ["item"] if top == "start_array" else ["results", "item"]
+    listed = top == "start_array"
+    for event, value in events:
+        if event == "map_key":
+            if value in frames[-1][0]:  # which one counts is each parser's guess: refuse rather than pick
+                raise BadResponse(f"{what} has the key {_short(value)} twice in one object")
+            frames[-1][0].add(value)
+            frames[-1][1] = value
+            continue
+        if event in ("end_map", "end_array"):
+            frames.pop()
+            continue
+        path = ["item" if f is None else f[1] for f in frames]
+        if event in ("start_map", "start_array"):
+            if len(frames) >= MAX_DEPTH:
+                raise BadResponse(f"{what} is nested deeper than {MAX_DEPTH} levels: not an Exalate answer")
+            listed = listed or (path == ["results"] and event == "start_array")
+            if path == entry and event == "start_map":
+                if len(entries) >= MAX_CONNECTIONS:
+                    raise BadResponse(f"{what} lists more than {MAX_CONNECTIONS} connections: more than "
+                                      f"zabbix-exalate watches on one node")
+                entries.append({"name": None, "id": None, "status": None, "remote": None})
+            frames.append([set(), None] if event == "start_map" else None)
+        elif path == ["total"] and event == "number":
+            total = int(value) if int(value) == value else None
+        elif entries and len(path) > len(entry) and path[:len(entry)] == entry:
+            field = _CONNECTION_FIELDS.get(".".join(path[len(entry):]))
+            if field == "id":
+                entries[-1]["id"] = _scalar(value)
+            elif field:
+                entries[-1][field] = value if isinstance(value, str) else None
+    if not listed:
+        raise BadResponse(f"{what} has no list of connections (no 'results' array)")
+    return entries, total
+
+
+_CONNECTION_FIELDS = {"name": "name", "id": "id", "status": "status", "communication.remoteUrl": "remote"}
+
+
+def _scalar(value):
+    """An id as the node wrote it: a whole number or a string; anything else is not an id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and int(value) == value:
+        return int(value)
+    return None
+
+
+def _events(body: BinaryIO, what: str):
+    try:
+        yield from ijson.basic_parse(body, buf_size=256 * 1024)
+    except ijson.JSONError as exc:
+        raise _not_json(body, what, exc) from None
+
+
+def _not_json(body, what: str, exc: Exception) -> BadResponse:
+    if getattr(body, "head", b"").startswith(b"<"):
+        return BadResponse(f"{what} is an HTML page, not JSON (a login or error page?): check url "
+                           f"and the credentials")
+    detail = " ".join(str(exc).split())[:120]
+    return BadResponse(f"{what} is not valid JSON ({detail}) after {getattr(body, 'bytes_read', '?')} bytes")
+
+
+def count_elements(body: BinaryIO, what: str, reason_field: Optional[str] = None,
+                   reason: Optional[str] = None) -> int:
+    """The number of elements of the JSON array in body (those whose reason_field equals reason, if given)."""
+    depth = 0
+    count = 0
+    key = None
+    events = _events(body, what)
+    first = next(events, (None, None))[0]
+    if first != "start_array":
+        raise BadResponse(f"{what} is {_describe(first)} where the API promises a JSON array")
+    depth = 1
+    seen_reason = False
+    for event, value in events:
+        if event in ("start_map", "start_array"):
+            if depth == 1:
+                count += reason is None
+                seen_reason = False
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadResponse(f"{what} is nested deeper than {MAX_DEPTH} levels: not an Exalate answer")
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        elif depth == 1:
+            count += reason is None
+        elif depth == 2 and reason is not None:
+            if event == "map_key":
+                key = value
+                if value == reason_field:
+                    if seen_reason:
+                        raise BadResponse(f"{what} has an element with {reason_field!r} twice")
+                    seen_reason = True
+                continue
+            if key == reason_field and value == reason:
+                count += 1
+        key = None
+    return count
+
+
+def read_connections(body: BinaryIO, what: str) -> Tuple[List[dict], Optional[int]]:
+    """The connections listed in body ({"total", "results": [...]} or a bare array), never more than
+    MAX_CONNECTIONS of them: [{"name", "id", "status", "remote"}] and the total the node announces."""
+    entries: List[dict] = []
+    total = None
+    path: List[str] = []  # the keys (and "item" for array elements) down to the current value
+    keys: List[set] = []  # the keys met in each open object: a duplicate is refused
+    events = _events(body, what)
+    top = next(events, (None, None))[0]
+    if top not in ("start_map", "start_array"):
+        raise BadResponse(f"{what} is {_describe(top)} where the API promises the connections")
+    entry = ["item"] if top == "start_array" else ["results", "item"]
+    listed = top == "start_array"
+    keys.append(set())
+    for event, value in events:
+        if event == "map_key":
+            if value in keys[-1]:  # which one counts is each parser's guess: refuse rather than pick
+                raise BadResponse(f"{what} has the key {_short(value)} twice in one object")
+            keys[-1].add(value)
+            path.append(value)
+            continue
+        if event in ("start_map", "start_array"):
+            if len(keys) >= MAX_DEPTH:
+                raise BadResponse(f"{what} is nested deeper than {MAX_DEPTH} levels: not an Exalate answer")
+            listed = listed or (path == ["results"] and event == "start_array")
+            if path == entry and event == "start_map":
+                if len(entries) >= MAX_CONNECTIONS:
+                    raise BadResponse(f"{what} lists more than {MAX_CONNECTIONS} connections: more than "
+                                      f"zabbix-exalate watches on one node")
+                entries.append({"name": None, "id": None, "status": None, "remote": None})
+            keys.append(set())
+            path.append("item")  # inside an array its elements are "item"; inside an object a key replaces it
+            if event == "start_map":
+                path.pop()
+            continue
+        if event in ("end_map", "end_array"):
+            keys.pop()
+            if event == "end_array":
+                path.pop()
+        elif path == ["total"] and event == "number" and top == "start_map":
+            total = int(value) if int(value) == value else None
+        elif entries and path[:len(entry)] == entry and len(path) > len(entry):
+            field = _CONNECTION_FIELDS.get(".".join(path[len(entry):]))
+            if field == "id":
+                entries[-1]["id"] = _scalar(value)
+            elif field:
+                entries[-1][field] = value if isinstance(value, str) else None
+        if path and path[-1] != "item":
+            path.pop()  # the value of a key is done
+    if not listed:
+        raise BadResponse(f"{what} has no list of connections (no 'results' array)")
+    return entries, total
+
+
+_CONNECTION_FIELDS = {"name": "name", "id": "id", "status": "status", "communication.remoteUrl": "remote"}
+
+
+def _scalar(value):
+    """An id as the node wrote it: a whole number or a string; anything else is not an id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and int(value) == value:
+        return int(value)
+    return None
+
+
+def _parse(body: BinaryIO, what: str):
+    try:
+        yield from ijson.parse(body, buf_size=256 * 1024)
+    except ijson.JSONError as exc:
+        raise _not_json(body, what, exc) from None
 
 
 def read_number(body: BinaryIO, field: str, what: str) -> int:
@@ -57,14 +260,18 @@ def read_number(body: BinaryIO, field: str, what: str) -> int:
     depth = 1
     key = None
     found = None
+    keys = set()
     # Read to the end even once the field is found: a body that is not valid JSON as a whole is no
     # proof of anything, and the parser streams whatever a server ignoring limit=0 sends along.
     for event, value in events:
         if depth == 1 and event == "map_key":
+            if value in keys:  # which one counts is each parser's guess: refuse rather than pick
+                raise BadResponse(f"{what} has the key {_short(value)} twice")
+            keys.add(value)
             key = value
             continue
         if depth == 1 and key == field:
-            if event != "number" or int(value) != value or value < 0:
+            if event != "number" or int(value) != value or not 0 <= value <= MAX_COUNT:
                 raise BadResponse(f"{what} has {field!r} = {_short(value)}, not a count")
             found = int(value)
         if event in ("start_map", "start_array"):
