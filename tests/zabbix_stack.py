@@ -744,7 +744,7 @@ LogSlowQueries=0
 
     def _start_frontend(self) -> None:
         self._copy_frontend()
-        self.php_log.unlink(missing_ok=True)  # each start begins a new log: a test reads this run's notices
+        self.php_log.write_text("")  # each start begins a new log, which a test may read before PHP writes it
         self._launch(["/usr/bin/php", "-S", f"127.0.0.1:{self._port('frontend')}", "-t", self.frontend_dir,
                       "-d", "date.timezone=UTC", "-d", "memory_limit=256M", "-d", "post_max_size=16M",
                       "-d", "max_execution_time=300",
@@ -772,7 +772,8 @@ LogSlowQueries=0
         """
         source = self.host_path(FRONTEND_DIR)
         defines = (source / "include" / "defines.inc.php").stat()
-        stamp_file, stamp = self.state_dir / "frontend.stamp", f"{defines.st_size} {defines.st_mtime_ns}\n"
+        stamp_file = self.state_dir / "frontend.stamp"
+        stamp = f"{defines.st_size} {defines.st_mtime_ns} {self.frontend_conf}\n"
         if not (stamp_file.exists() and stamp_file.read_text() == stamp and self.frontend_dir.is_dir()):
             shutil.rmtree(self.frontend_dir, ignore_errors=True)
             shutil.copytree(source, self.frontend_dir, symlinks=True)
