@@ -27,6 +27,11 @@ def test_demo_shows_every_check_and_the_failures(tmp_path):
     assert "connection 'Zendesk support' not found" in ran.stdout
     for words in ("HTTP 503", "HTML page", "timeout of 1 s", "cut off"):
         assert words in ran.stdout
+    # The one-run view: the same numbers, and the removed connection's reason once for its six queues.
+    whole = ran.stdout[ran.stdout.index("The whole node in one run"):]
+    assert "Exalate node [demo]: up, answered in" in whole
+    assert "errors 2   outgoing 20   incoming 4   connections 4" in whole
+    assert "Zendesk support (every queue): connection 'Zendesk support' not found" in " ".join(whole.split())
 
 
 def test_simulate_serves_a_scenario_file_and_rereads_it(tmp_path):

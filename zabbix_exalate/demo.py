@@ -4,11 +4,13 @@ import tempfile
 from typing import List, Tuple
 
 from .checks import discovery, measure, ping
-from .client import Deadline, Node
+from .client import Deadline, Node, pooled_session
+from .collect import collect
 from .config import load_node
 from .errors import CheckError
 from .metrics import CONNECTION_METRICS, NODE_METRICS
 from .simulator import Simulator, SimulatorServer, sample_scenario_path
+from .status import status_text
 
 # What the demo shows going wrong, once the healthy picture is printed.
 FAULTS = (
@@ -69,10 +71,17 @@ def run_demo() -> str:
             simulator.update(faults=[fault])
             out.append(f"  {title}: {command} -> {_try(lambda: measure(node(), command, connection))}")
         simulator.update(faults=[])
+        out += ["", "The whole node in one run (`collect`, as the \"Exalate by Zabbix agent\" template reads it; "
+                    "`status` shows it so):", ""]
+        session = pooled_session(cfg.max_connections)
+        out += ["  " + line for line in
+                status_text(collect(Node(cfg, Deadline(cfg.timeout), session=session), cfg.max_connections).document(),
+                            "demo").splitlines()]
         out += ["", "Try it by hand:",
                 "  zabbix-exalate simulate --port 8080 --write-config ./demo.conf      # in one terminal",
                 "  zabbix-exalate --config ./demo.conf discover                        # in another",
-                "  zabbix-exalate --config ./demo.conf sync-requests 'ADO <> Jira Prod'"]
+                "  zabbix-exalate --config ./demo.conf sync-requests 'ADO <> Jira Prod'",
+                "  zabbix-exalate --config ./demo.conf status"]
     return "\n".join(out)
 
 

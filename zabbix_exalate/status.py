@@ -45,19 +45,22 @@ def _figures(doc: dict) -> str:
 def _table(connections: List[dict]) -> List[str]:
     fields = [m.field_name for m in CONNECTION_METRICS]
     rows = [(c["name"], c.get("status", ""), *(str(c.get(f, UNREAD)) for f in fields)) for c in connections]
-    number_widths = [max(len(QUEUE_HEADERS[f][0]), len(QUEUE_HEADERS[f][1]), *(len(r[2 + i]) for r in rows))
-                     for i, f in enumerate(fields)]
+    widths = [max(len(QUEUE_HEADERS[f][1]), *(len(r[2 + i]) for r in rows)) for i, f in enumerate(fields)]
     status_width = max(len("status"), *(len(r[1]) for r in rows))
-    room = WIDTH - 2 - (status_width + 2) - sum(w + 2 for w in number_widths)
+    room = WIDTH - 2 - (status_width + 2) - sum(w + 2 for w in widths)
     name_width = max(10, min(room, max(len("connection"), *(len(r[0]) for r in rows))))
 
     def line(name: str, state: str, cells) -> str:
         name = name if len(name) <= name_width else name[:name_width - 3] + "..."
         return ("  " + name.ljust(name_width) + "  " + state.ljust(status_width)
-                + "".join("  " + c.rjust(w) for c, w in zip(cells, number_widths))).rstrip()
+                + "".join("  " + c.rjust(w) for c, w in zip(cells, widths))).rstrip()
 
-    return [line("", "", [QUEUE_HEADERS[f][0] for f in fields]),
-            line("connection", "status", [QUEUE_HEADERS[f][1] for f in fields])] + \
+    # The first header line names each pair of columns (syncs, files) once, centred over the pair.
+    groups = "  " + " " * (name_width + 2 + status_width)
+    for i in range(0, len(fields), 2):
+        span = widths[i] + 2 + widths[i + 1]
+        groups += "  " + QUEUE_HEADERS[fields[i]][0].center(span)
+    return [groups.rstrip(), line("connection", "status", [QUEUE_HEADERS[f][1] for f in fields])] + \
         [line(r[0], r[1], r[2:]) for r in rows]
 
 
