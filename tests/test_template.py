@@ -5,19 +5,24 @@ import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import BASE_SCENARIO, assert_no_secret, console, require_binary
+from conftest import BASE_SCENARIO, assert_no_secret, cli_runner, console, require_binary
 from zabbix_exalate.cli import main
 from zabbix_exalate.metrics import CONNECTION_METRICS, CONNECTION_STATUSES, OTHER_STATUS, SEND_KEY
 from zabbix_exalate.names import key_form
-from zabbix_exalate.template import (AGENT_TEMPLATE, DESIGNS, KEYS_DOC, MACROS, PER_CHECK_TEMPLATE, README_FILE,
-                                     TEMPLATE_NAMES, TRAPPER_TEMPLATE, USERPARAMETER_FILE, generated_files, tables,
-                                     template_files, template_xml)
+from zabbix_exalate.template import (AGENT_TEMPLATE, DESIGNS, FORMATS, KEYS_DOC, MACROS, MACROS_7_0,
+                                     PER_CHECK_TEMPLATE, README_FILE, TEMPLATE_NAMES, TRAPPER_TEMPLATE,
+                                     USERPARAMETER_FILE, format_for, generated_files, tables, template_files,
+                                     template_xml)
+from zabbix_exalate.zabbix_api import Zabbix
 
 ROOT = Path(__file__).resolve().parent.parent
-XML = {d.name: ET.parse(ROOT / d.file).getroot() for d in DESIGNS}
+# The committed files, as Zabbix would read them: XML[name] is the 6.0 export, XML[name, fmt] any format's.
+XML = {(d.name, fmt): ET.parse(ROOT / "templates" / fmt / d.filename).getroot() for fmt in FORMATS for d in DESIGNS}
+XML.update({name: XML[name, "6.0"] for name in TEMPLATE_NAMES})
 ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE)
 USERPARAMETERS = dict(re.findall(r"^UserParameter=([\w.]+)\[\*\],(.*)$",
                                  (ROOT / USERPARAMETER_FILE).read_text(), re.M))
@@ -28,24 +33,24 @@ NO_DATA = ("Exalate: No data from the checks", 'Exalate: Connection "{#CONNECTIO
            "removed on the other side")
 
 
-def template(name: str) -> ET.Element:
-    return XML[name].find("templates/template")
+def template(name: str, fmt: str = "6.0") -> ET.Element:
+    return XML[name, fmt].find("templates/template")
 
 
-def items(name: str):
-    return template(name).findall("items/item")
+def items(name: str, fmt: str = "6.0"):
+    return template(name, fmt).findall("items/item")
 
 
-def rules(name: str):
-    return template(name).findall("discovery_rules/discovery_rule")
+def rules(name: str, fmt: str = "6.0"):
+    return template(name, fmt).findall("discovery_rules/discovery_rule")
 
 
-def prototypes(name: str):
-    return template(name).findall("discovery_rules/discovery_rule/item_prototypes/item_prototype")
+def prototypes(name: str, fmt: str = "6.0"):
+    return template(name, fmt).findall("discovery_rules/discovery_rule/item_prototypes/item_prototype")
 
 
-def triggers(name: str):
-    el = template(name)
+def triggers(name: str, fmt: str = "6.0"):
+    el = template(name, fmt)
     return el.findall(".//triggers/trigger") + el.findall(".//trigger_prototypes/trigger_prototype")
 
 
@@ -53,10 +58,22 @@ def base(key: str) -> str:
     return key.split("[", 1)[0]
 
 
-def master(name: str) -> ET.Element:
-    found = [i for i in items(name) if i.findtext("type") != "DEPENDENT"]
+def master(name: str, fmt: str = "6.0") -> ET.Element:
+    found = [i for i in items(name, fmt) if i.findtext("type") != "DEPENDENT"]
     assert len(found) == 1, name
     return found[0]
+
+
+def macros(name: str, fmt: str) -> dict:
+    """The template's own macros: macro -> (default value, description)."""
+    return {m.findtext("macro"): (m.findtext("value"), m.findtext("description"))
+            for m in template(name, fmt).findall("macros/macro")}
+
+
+def seconds(value: str) -> float:
+    """A Zabbix time value (a plain number of seconds, or with a suffix s, m, h, d, w) in seconds."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw]?)", value).groups()
+    return float(number) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
 
 
 # --- the files -------------------------------------------------------------------------------------
@@ -78,34 +95,82 @@ def test_every_generated_table_has_a_place_in_the_docs():
     assert {f"{kind}:{d.slug}" for d in DESIGNS for kind in ("macros", "items", "discovery", "triggers")} <= set(placed)
 
 
-def test_three_templates_one_file_each():
+def test_three_templates_one_file_each_per_format():
     assert TEMPLATE_NAMES == (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE)
-    assert list(template_files()) == list(TEMPLATE_NAMES)
-    assert len({d.file for d in DESIGNS}) == 3
-    assert template_xml() == template_xml(AGENT_TEMPLATE)  # the default
+    assert FORMATS == ("6.0", "7.0")
+    for fmt in FORMATS:
+        assert list(template_files(fmt)) == list(TEMPLATE_NAMES)
+    # The layout of Zabbix's community-templates: one folder per export format, the same file names in each.
+    assert sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.xml")) == sorted(
+        f"{fmt}/{d.filename}" for fmt in FORMATS for d in DESIGNS)
+    assert template_xml() == template_xml(AGENT_TEMPLATE) == template_xml(AGENT_TEMPLATE, "6.0")  # the defaults
     with pytest.raises(KeyError):
         template_xml("Exalate by SNMP")
+    with pytest.raises(KeyError):
+        template_xml(AGENT_TEMPLATE, "6.4")
+
+
+@pytest.mark.parametrize("server, fmt", [("6.0.14", "6.0"), ("6.0.40", "6.0"), ("6.2.9", "6.0"), ("6.4.21", "6.0"),
+                                         ("7.0.0", "7.0"), ("7.0.22", "7.0"), ("7.2.3", "7.0"), ("7.4.1", "7.0"),
+                                         ("8.0.0alpha1", "7.0")])
+def test_a_server_gets_the_newest_format_it_imports(server, fmt):
+    assert format_for(server) == fmt
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_export_format_is_the_one_its_folder_names(name, fmt):
+    root = XML[name, fmt]
+    assert root.findtext("version") == fmt
+    assert template(name, fmt).findtext("template") == template(name, fmt).findtext("name") == name
+    # Zabbix's ZBX_PREG_INTERNAL_NAMES: what a template's technical name may hold.
+    assert re.fullmatch(r"[0-9a-zA-Z_. \-]+", name)
+    # 6.2 split template groups from host groups: 7.0 exports them as template_groups, 6.0 as groups.
+    groups = "template_groups/template_group" if fmt == "7.0" else "groups/group"
+    assert [g.findtext("uuid") for g in root.findall(groups)] == [GROUP_UUID]
+    assert root.find("groups" if fmt == "7.0" else "template_groups") is None
+    assert [g.findtext("name") for g in template(name, fmt).findall("groups/group")] == ["Templates/Applications"]
+    widgets = template(name, fmt).findall("dashboards/dashboard/pages/page/widgets/widget")
+    assert {w.findtext("type") for w in widgets} == (
+        {"graph", "graphprototype"} if fmt == "7.0" else {"GRAPH_CLASSIC", "GRAPH_PROTOTYPE"})
+    columns = 72 if fmt == "7.0" else 24  # 7.0's dashboard grid has three times the columns
+    assert max(int(w.findtext("x")) + int(w.findtext("width")) for w in widgets) == columns
+    if fmt == "6.0":  # nothing of 7.0 in a 6.0 file: 6.0 would refuse the whole import
+        assert not [e.tag for e in root.iter() if e.tag in ("timeout", "enabled_lifetime_type", "enabled_lifetime",
+                                                            "template_groups")]
+
+
+def entities(root: ET.Element) -> dict:
+    """uuid -> what the entity is (its kind, and its key, name or expression), for every entity of one file."""
+    found = {}
+    for parent in root.iter():
+        for child in parent:
+            text = child.findtext("uuid")
+            if text:
+                what = child.findtext("key") or child.findtext("expression") or child.findtext("name")
+                assert text not in found, f"uuid {text} twice in one file"
+                found[text] = ("group" if child.tag == "template_group" else child.tag, what)  # 7.0's new name
+    return found
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
-def test_export_format_is_zabbix_6_0(name):
-    root = XML[name]
-    assert root.findtext("version") == "6.0"
-    assert template(name).findtext("template") == template(name).findtext("name") == name
-    # Zabbix's ZBX_PREG_INTERNAL_NAMES: what a template's technical name may hold.
-    assert re.fullmatch(r"[0-9a-zA-Z_. \-]+", name)
-    assert root.find("groups/group/uuid").text == GROUP_UUID
+def test_an_entity_has_the_same_uuid_in_every_format(name):
+    """Zabbix matches by uuid when the 7.0 export is imported over the 6.0 one: same uuid, same item, its history."""
+    old, new = entities(XML[name, "6.0"]), entities(XML[name, "7.0"])
+    assert old == new
+    assert len(old) > 25
 
 
-def test_every_entity_has_its_own_uuid_v4_in_all_three_files():
-    found = [e.text for root in XML.values() for e in root.iter("uuid") if e.text != GROUP_UUID]
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_entity_has_its_own_uuid_v4_in_all_three_files(fmt):
+    found = [e.text for name in TEMPLATE_NAMES for e in XML[name, fmt].iter("uuid") if e.text != GROUP_UUID]
     assert len(found) == len(set(found)) > 80
     for text in found:
         assert re.fullmatch(r"[0-9a-f]{32}", text), text
         value = uuid.UUID(hex=text)
         assert value.version == 4 and value.variant == uuid.RFC_4122, text
     # Everything Zabbix requires a uuid on carries one.
-    for root in XML.values():
+    for root in (XML[name, fmt] for name in TEMPLATE_NAMES):
         for path in ("templates/template", "templates/template/items/item", "graphs/graph",
                      "templates/template/items/item/triggers/trigger", "templates/template/dashboards/dashboard",
                      "templates/template/valuemaps/valuemap", "templates/template/discovery_rules/discovery_rule",
@@ -113,9 +178,9 @@ def test_every_entity_has_its_own_uuid_v4_in_all_three_files():
                      "templates/template/discovery_rules/discovery_rule/item_prototypes/item_prototype/"
                      "trigger_prototypes/trigger_prototype",
                      "templates/template/discovery_rules/discovery_rule/graph_prototypes/graph_prototype"):
-            entities = root.findall(path)
-            assert entities, path
-            assert all(e.findtext("uuid") for e in entities), path
+            kind = root.findall(path)
+            assert kind, path
+            assert all(e.findtext("uuid") for e in kind), path
 
 
 def test_the_agent_template_keeps_the_uuids_its_entities_always_had():
@@ -228,26 +293,198 @@ def test_every_lld_macro_a_template_uses_is_one_its_discovery_provides(cli, room
         assert used and used <= provided <= emitted, (name, used - provided, provided - emitted)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
-def test_every_user_macro_is_defined_with_a_description_and_used(name):
-    el = template(name)
-    defined = {m.findtext("macro"): m for m in el.findall("macros/macro")}
-    copy = ET.fromstring(ET.tostring(XML[name]))
+def test_every_user_macro_is_defined_with_a_description_and_used(name, fmt):
+    defined = macros(name, fmt)
+    copy = ET.fromstring(ET.tostring(XML[name, fmt]))
     copy.find("templates/template").remove(copy.find("templates/template/macros"))
     text = ET.tostring(copy, encoding="unicode")
     used = {re.sub(r":.*", "}", m) for m in re.findall(r"\{\$[A-Z0-9_.]+[:}]", text)}
     assert used == set(defined)
-    values = {m: (v, d) for m, v, d in MACROS}
-    for macro, entity in defined.items():
-        assert entity.findtext("description"), macro
-        assert (entity.findtext("value"), entity.findtext("description")) == values[macro]
+    values = {m: (v, MACROS_7_0.get(m, d) if fmt == "7.0" else d) for m, v, d in MACROS}
+    for macro, (value, description) in defined.items():
+        assert description, macro
+        assert (value, description) == values[macro]
+        # A description names only macros its template defines (or itself), so an operator can find them.
+        named = set(re.findall(r"\{\$[A-Z0-9_.]+\}", description)) - {macro}
+        if macro != "{$EXALATE.ITEM.TIMEOUT}":  # it tells what the command's own timeout is, in either template
+            assert named <= set(defined), (macro, named - set(defined))
 
 
 def test_every_macro_of_the_list_serves_some_template():
-    defined = {m.findtext("macro") for name in TEMPLATE_NAMES for m in template(name).findall("macros/macro")}
-    assert defined == {m for m, _, _ in MACROS}
-    assert "{$EXALATE.COLLECT.TIMEOUT}" not in {m.findtext("macro") for m in template(TRAPPER_TEMPLATE).findall(
-        "macros/macro")}
+    defined = {fmt: {m for name in TEMPLATE_NAMES for m in macros(name, fmt)} for fmt in FORMATS}
+    assert defined["7.0"] == {m for m, _, _ in MACROS}
+    # What only 7.0 can use: a per-item timeout, and disabling lost resources before deleting them.
+    assert defined["7.0"] - defined["6.0"] == {"{$EXALATE.ITEM.TIMEOUT}", "{$EXALATE.LLD.DISABLE.AFTER}"}
+    assert set(MACROS_7_0) <= defined["7.0"]
+    for fmt in FORMATS:
+        assert "{$EXALATE.COLLECT.TIMEOUT}" not in macros(TRAPPER_TEMPLATE, fmt)
+        assert "{$EXALATE.ITEM.TIMEOUT}" not in macros(TRAPPER_TEMPLATE, fmt)  # nothing there runs a command
+
+
+# --- what 7.0 adds -----------------------------------------------------------------------------------
+
+def agent_entities(name: str, fmt: str):
+    """The items, prototypes and rules the Zabbix agent answers (no dependent, no trapper ones)."""
+    return [e for e in items(name, fmt) + prototypes(name, fmt) + rules(name, fmt)
+            if e.findtext("type") in (None, "ZABBIX_PASSIVE")]
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_in_7_0_every_agent_item_has_its_timeout_from_a_macro(name):
+    """7.0 ends an agent's command at the item's timeout: every agent item sets one, a macro a host can raise."""
+    found = agent_entities(name, "7.0")
+    assert bool(found) == (name != TRAPPER_TEMPLATE)
+    for entity in found:
+        assert entity.findtext("timeout") == "{$EXALATE.ITEM.TIMEOUT}", entity.findtext("key")
+    for entity in items(name, "7.0") + prototypes(name, "7.0") + rules(name, "7.0"):
+        if entity not in found:  # dependent and trapper items run nothing: Zabbix ignores a timeout there
+            assert entity.find("timeout") is None, entity.findtext("key")
+    if found:
+        value, description = macros(name, "7.0")["{$EXALATE.ITEM.TIMEOUT}"]
+        assert 1 <= seconds(value) <= 600, value  # what 7.0 accepts
+        assert description and "timeout" in description
+
+
+def test_in_7_0_collect_gives_up_before_its_item_does():
+    """The master item's timeout leaves collect's own below it, so collect says why it gave up, within the poll."""
+    item = master(AGENT_TEMPLATE, "7.0")
+    key = item.findtext("key")
+    assert key == "exalate.collect[{$EXALATE.NODE},{$EXALATE.COLLECT.TIMEOUT}]"
+    timeout_macro = item.findtext("timeout")
+    assert timeout_macro == "{$EXALATE.ITEM.TIMEOUT}"
+    defined = macros(AGENT_TEMPLATE, "7.0")
+    collect_macro = re.search(r",(\{\$[A-Z.]+\})\]$", key).group(1)  # collect's --timeout, via the UserParameter
+    assert USERPARAMETERS["exalate.collect"] == "zabbix-exalate --node '$1' --timeout '$2' collect"
+    collect_seconds, item_seconds = seconds(defined[collect_macro][0]), seconds(defined[timeout_macro][0])
+    assert collect_seconds + 1 <= item_seconds, (collect_seconds, item_seconds)  # a second for exit and the answer
+    # Also for a host that raised collect's timeout on 6.0, where the agent's Timeout was at most 30 s.
+    assert item_seconds >= 30
+    # Each macro's description says how the two relate, and the item's description tells what to compare.
+    assert timeout_macro in defined[collect_macro][1]
+    assert collect_macro in defined[timeout_macro][1]
+    assert collect_macro in item.findtext("description") and timeout_macro in item.findtext("description")
+    # The single checks give up after the node's timeout (2.5 s unless configured): below the item's as well.
+    assert 2.5 + 1 <= item_seconds
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_in_7_0_a_lost_connection_s_items_are_disabled_then_deleted(name):
+    (rule,) = rules(name, "7.0")
+    assert rule.find("lifetime_type") is None  # the default: DELETE_AFTER
+    assert rule.findtext("lifetime") == "{$EXALATE.LLD.LIFETIME}"
+    assert rule.findtext("enabled_lifetime_type") == "DISABLE_AFTER"
+    assert rule.findtext("enabled_lifetime") == "{$EXALATE.LLD.DISABLE.AFTER}"
+    defined = macros(name, "7.0")
+    disable = seconds(defined["{$EXALATE.LLD.DISABLE.AFTER}"][0])
+    delete = seconds(defined["{$EXALATE.LLD.LIFETIME}"][0])
+    # The API refuses a disable period of 1 h or less (but 0) and one not below the lifetime; with macros it cannot
+    # check, so the defaults are checked here. Longer than discovery's interval, or a connection could be disabled
+    # before discovery had a chance to see it again.
+    assert 3600 <= disable < delete
+    assert disable > seconds(defined["{$EXALATE.LLD.INTERVAL}"][0])
+    (old,) = rules(name, "6.0")
+    assert old.findtext("lifetime") == rule.findtext("lifetime")
+
+
+def normalised(root: ET.Element) -> str:
+    """A 7.0 export as the 6.0 one would be, undoing only what 7.0 adds or renames (not the descriptions)."""
+    copy = ET.fromstring(ET.tostring(root))
+    copy.find("version").text = "6.0"
+    groups = copy.find("template_groups")
+    if groups is not None:
+        groups.tag = "groups"
+        for group in groups:
+            group.tag = "group"
+    for parent in list(copy.iter()):
+        for child in list(parent):
+            if child.tag in ("timeout", "enabled_lifetime_type", "enabled_lifetime", "description"):
+                parent.remove(child)
+            elif child.tag == "field" and child.findtext("name") == "reference":
+                parent.remove(child)
+            elif child.tag == "macro" and child.findtext("macro") in ("{$EXALATE.ITEM.TIMEOUT}",
+                                                                          "{$EXALATE.LLD.DISABLE.AFTER}"):
+                parent.remove(child)
+    for widget in copy.iter("widget"):
+        if widget.findtext("type") in ("graph", "graphprototype"):
+            widget.find("type").text = {"graph": "GRAPH_CLASSIC", "graphprototype": "GRAPH_PROTOTYPE"}[
+                widget.findtext("type")]
+            for tag in ("x", "width"):
+                widget.find(tag).text = str(int(widget.findtext(tag)) // 3)
+        fields = widget.find("fields")
+        fields[:] = sorted(fields, key=lambda f: f.findtext("name"))
+    ET.indent(copy)
+    return ET.tostring(copy, encoding="unicode")
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_the_formats_differ_only_where_7_0_adds_or_renames(name):
+    """Keys, preprocessing, triggers, graphs and uuids are one source: what the tests of the 6.0 files prove about
+    values and triggers holds for the 7.0 files."""
+    assert normalised(XML[name, "7.0"]) == normalised(XML[name, "6.0"])
+
+
+# --- import-template chooses the export by the server's version, with the server's own rules -----------
+
+class FakeZabbix(Zabbix):
+    """The real Zabbix class (its import_template, its rules) on a server that only records what it is sent."""
+    version = "7.0.22"
+    imported: list = []
+
+    def __init__(self, settings, masker=None):
+        self.settings, self.masker = settings, masker
+        self.api = SimpleNamespace(configuration={"import": lambda **params: self.imported.append(params) or True})
+
+
+@pytest.fixture
+def fake_zabbix(monkeypatch):
+    from zabbix_exalate import zabbix_api
+    monkeypatch.setattr(zabbix_api, "Zabbix", FakeZabbix)
+
+    def run(version: str, *args: str):
+        monkeypatch.setattr(FakeZabbix, "version", version)
+        monkeypatch.setattr(FakeZabbix, "imported", [])
+        result = cli_runner().invoke(main, ["--config", "/nonexistent", "zabbix", "import-template", *args],
+                                     env={"ZABBIX_URL": "http://127.0.0.1:9", "ZABBIX_USER": "Admin",
+                                          "ZABBIX_PASSWORD": "zbx-pa55-not-shown", "ZABBIX_TOKEN": ""})
+        return result, FakeZabbix.imported
+    return run
+
+
+@pytest.mark.parametrize("version, fmt", [("6.0.14", "6.0"), ("7.0.22", "7.0")])
+def test_import_template_takes_the_export_for_the_server_and_says_so(fake_zabbix, version, fmt):
+    result, imported = fake_zabbix(version)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (f'imported "{AGENT_TEMPLATE}", "{PER_CHECK_TEMPLATE}", "{TRAPPER_TEMPLATE}" '
+                             f"({fmt} format, for Zabbix {version})\n")
+    assert [i["source"] for i in imported] == [template_xml(name, fmt) for name in TEMPLATE_NAMES]
+    full = {"createMissing": True, "updateExisting": True, "deleteMissing": True}
+    for params in imported:
+        assert params["format"] == "xml"
+        rules = params["rules"]
+        # The rule names of this server's configuration.import: 6.0 still calls template groups "groups"; from
+        # 6.2 on that rule is refused and "template_groups" is the one.
+        assert rules == {"templates": {"createMissing": True, "updateExisting": True}, "items": full,
+                         "triggers": full, "graphs": full, "discoveryRules": full, "valueMaps": full,
+                         "templateDashboards": full, "templateLinkage": {"createMissing": True},
+                         ("template_groups" if fmt == "7.0" else "groups"): {"createMissing": True}}
+
+
+def test_import_template_with_a_file_says_its_format_and_refuses_one_too_new(fake_zabbix, tmp_path):
+    new = tmp_path / "agent-7.0.xml"
+    new.write_text(template_xml(AGENT_TEMPLATE, "7.0"))
+    result, imported = fake_zabbix("7.0.22", str(new))
+    assert result.exit_code == 0 and result.stdout == f"imported {new} (7.0 format, for Zabbix 7.0.22)\n"
+    assert len(imported) == 1
+    old = tmp_path / "agent-6.0.xml"
+    old.write_text(template_xml(AGENT_TEMPLATE, "6.0"))
+    result, imported = fake_zabbix("7.0.22", str(old))  # the upgrade path: a 6.0 export into 7.0
+    assert result.exit_code == 0 and "(6.0 format, for Zabbix 7.0.22)" in result.stdout
+    result, imported = fake_zabbix("6.0.14", str(new))
+    assert result.exit_code == 10 and imported == [] and result.stdout == ""
+    assert "Zabbix 7.0 export, which Zabbix 6.0.14 cannot import" in result.stderr
+    assert "templates/6.0/" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)

@@ -88,7 +88,7 @@ def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
 def _fail(settings: Optional[Settings], message: str, code: int) -> None:
     """The one line a failure prints (the agent stores it as the reason): masked, then made one line."""
     from .names import printable
-    click.echo(printable(_masked(settings, f"zabbix-exalate: {message}")), err=True)
+    click.echo("zabbix-exalate: " + printable(_masked(settings, message)), err=True)  # a password may be a word
     sys.exit(code)
 
 
@@ -405,19 +405,26 @@ def _checked(settings: Settings, action: Callable):
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
 def import_template(settings: Settings, file: Optional[str]):
-    """Import every bundled template (or FILE) into Zabbix. Safe to run again: it updates them."""
-    from .template import TEMPLATE_NAMES, template_xml
+    """Import every bundled template (or FILE) into Zabbix. Safe to run again: it updates them.
+
+    The bundled templates go in the newest export format the server takes: 7.0's for Zabbix 7.0 and later
+    (item timeouts, lost connections disabled before they are deleted), else 6.0's. Over the 6.0 ones, the 7.0
+    ones update the same items, so hosts keep their history."""
+    from .template import TEMPLATE_NAMES, format_for, template_xml
+    source = None
     if file:
         with open(file, encoding="utf-8") as handle:
-            sources = {file: handle.read()}
-    else:
-        sources = {f'"{name}"': template_xml(name) for name in TEMPLATE_NAMES}
+            source = handle.read()
 
-    def run(api) -> None:
-        for source in sources.values():
-            api.import_template(source)
-    _zabbix_call(settings, run)
-    _say(settings, f"imported {', '.join(sources)}")
+    def run(api) -> str:
+        if source is not None:
+            return f"imported {file} ({api.import_template(source)} format, for Zabbix {api.version})"
+        fmt = format_for(api.version)
+        for name in TEMPLATE_NAMES:
+            api.import_template(template_xml(name, fmt))
+        names = ", ".join(f'"{name}"' for name in TEMPLATE_NAMES)
+        return f"imported {names} ({fmt} format, for Zabbix {api.version})"
+    _say(settings, _zabbix_call(settings, run))
 
 
 @zabbix.command("add-host")

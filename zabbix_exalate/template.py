@@ -5,7 +5,7 @@ import re
 import sys
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -38,39 +38,88 @@ AGENT = "agent"           # the agent runs `collect`, dependent items split the 
 TRAPPER = "trapper"       # `send` pushes the document to a trapper item
 
 
+# The Zabbix export formats generated, oldest first: each template is written once per format, from the same
+# source, in the layout of Zabbix's community-templates repository (templates/6.0/..., templates/7.0/...).
+# An entity keeps its uuid in every format: Zabbix matches by uuid when a newer export is imported over an
+# older one, so an upgrade updates items (and keeps their history) instead of replacing them.
+FORMATS = ("6.0", "7.0")
+DEFAULT_FORMAT = "6.0"  # what template_tree and template_xml give when asked for no format
+
+
+def _major(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+def format_for(server_version: str) -> str:
+    """The newest export format a Zabbix server of this version imports ("7.0.22" -> "7.0", "6.4.1" -> "6.0")."""
+    fitting = [f for f in FORMATS if _major(f) <= _major(server_version)]
+    return fitting[-1] if fitting else FORMATS[0]
+
+
 @dataclass(frozen=True)
 class Design:
     name: str           # the template's technical and visible name
     slug: str           # names its generated blocks in the Markdown files
-    file: str           # relative to the repository root
+    filename: str       # in templates/<format>/
     wiring: str         # PER_CHECK, AGENT or TRAPPER
     uuid_prefix: str    # "": the uuids the agent template has always had (an update keeps its hosts' history)
     summary: str        # how the values arrive, for the template's description
+    format: str = DEFAULT_FORMAT  # the Zabbix export format being written
 
     @property
     def one_poll(self) -> bool:
         return self.wiring != PER_CHECK
 
+    @property
+    def v7(self) -> bool:
+        """Written for Zabbix 7.0: item timeouts, template groups, disabling lost resources, the 72-column grid."""
+        return self.format == "7.0"
+
+    def path(self, fmt: str = DEFAULT_FORMAT) -> str:
+        """The file of this template in one export format, relative to the repository root."""
+        return f"templates/{fmt}/{self.filename}"
+
+    @property
+    def file(self) -> str:
+        return self.path(self.format)
+
+    def at(self, fmt: str) -> "Design":
+        """The same template, written in another export format."""
+        if fmt not in FORMATS:
+            raise KeyError(f"no export format {fmt!r}; there are: {', '.join(FORMATS)}")
+        return replace(self, format=fmt)
+
     def uid(self, slug: str) -> str:
-        return uid(self.uuid_prefix + slug)
+        return uid(self.uuid_prefix + slug)  # the same in every format
 
     def ref(self, key: str) -> str:
         return f"/{self.name}/{key}"
 
 
 DESIGNS = (
-    Design(AGENT_TEMPLATE, "agent", "templates/template_exalate_agent.xml", AGENT, "",
+    Design(AGENT_TEMPLATE, "agent", "template_exalate_agent.xml", AGENT, "",
            "The Zabbix agent runs `zabbix-exalate collect` once per interval; dependent items take each value "
            "from that one document."),
-    Design(PER_CHECK_TEMPLATE, "per_check", "templates/template_exalate_agent_per_check.xml", PER_CHECK,
+    Design(PER_CHECK_TEMPLATE, "per_check", "template_exalate_agent_per_check.xml", PER_CHECK,
            "per-check:", "The Zabbix agent runs one zabbix-exalate check per value (one process, one request each)."),
-    Design(TRAPPER_TEMPLATE, "trapper", "templates/template_exalate_trapper.xml", TRAPPER, "trapper:",
+    Design(TRAPPER_TEMPLATE, "trapper", "template_exalate_trapper.xml", TRAPPER, "trapper:",
            "`zabbix-exalate send` (a systemd timer or cron) pushes the document of `collect` to a trapper item; "
            "dependent items take each value from it."),
 )
 BY_NAME = {d.name: d for d in DESIGNS}
 TEMPLATE_NAMES = tuple(BY_NAME)
 TEMPLATE_FILE = BY_NAME[AGENT_TEMPLATE].file  # the default template's file
+
+# Zabbix 7.0 takes an item's timeout from the item (a macro may give it), and ends the agent's command when it
+# runs out. The command keeps its own, shorter deadline ({$EXALATE.COLLECT.TIMEOUT} for collect, the node's
+# timeout for a single check) and says why it gave up, so each value gets its own reason; the item's timeout is
+# the backstop. Zabbix cannot compute one macro from another ("collect's timeout minus a margin"), so these are
+# two macros, and the default item timeout is 30 s: the most a 6.0 agent's Timeout could be, so that every
+# {$EXALATE.COLLECT.TIMEOUT} a host overrode and that worked on 6.0 stays below it after the 7.0 template is
+# imported over the 6.0 one. The margin asked for, a second, covers the command's exit and the answer's way
+# back (its start-up counts against its own deadline). 7.0 polls agents asynchronously: a long backstop holds no
+# server poller.
+ITEM_TIMEOUT = "{$EXALATE.ITEM.TIMEOUT}"
 
 MACROS: Tuple[Tuple[str, str, str], ...] = (
     ("{$EXALATE.NODE}", "default",
@@ -79,10 +128,22 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
     ("{$EXALATE.INTERVAL}", "1m", "How often the node and its connections are polled."),
     ("{$EXALATE.COLLECT.TIMEOUT}", "2.5",
      "Seconds one collection of the whole node may take (collect's --timeout; empty: the node's timeout in "
-     "the configuration file). On Zabbix 6.0 keep it below the agent's Timeout, which otherwise kills the "
-     "command and loses every value of the poll; on 7.0, below the item's timeout."),
+     "the configuration file). Keep it below the Timeout of the agent (zabbix_agentd.conf, zabbix_agent2.conf) "
+     "and of the server or proxy that polls it (zabbix_server.conf, zabbix_proxy.conf), 3 s by default and at "
+     "most 30: past either, every value of the poll is lost. Imported into Zabbix 7.0, this file's items take "
+     "their timeout from Administration > General > Timeouts (Zabbix agent, 3 s by default) instead: keep it "
+     "below that, or import the 7.0 template, which sets one per item."),
+    (ITEM_TIMEOUT, "30s",
+     "The timeout of the agent items (Zabbix 7.0): how long the server or proxy waits for the agent's answer, "
+     "and the agent for the command, before the item turns unsupported; 1s to 600s. Keep it at least a second "
+     "above what the command may take: {$EXALATE.COLLECT.TIMEOUT} for exalate.collect, the node's timeout in "
+     "the configuration file for a single check. The default, 30s, is the most a 6.0 agent's Timeout could be."),
     ("{$EXALATE.LLD.INTERVAL}", "1h", "How often the node's connections are discovered. One-poll templates see "
      "a change of the connection list at the next poll and rediscover at least this often otherwise."),
+    ("{$EXALATE.LLD.DISABLE.AFTER}", "1d",
+     "How long after the node stops listing a connection its items are disabled (Zabbix 7.0): no longer "
+     "polled or evaluated, and kept with their history until {$EXALATE.LLD.LIFETIME} deletes them. At least "
+     "1h, above {$EXALATE.LLD.INTERVAL}, and below {$EXALATE.LLD.LIFETIME}."),
     ("{$EXALATE.LLD.LIFETIME}", "7d", "How long the items of a connection that is no longer listed are kept."),
     ("{$EXALATE.CONNECTION.MATCHES}", ".*", "Discover only connections whose name matches this regular expression."),
     ("{$EXALATE.CONNECTION.NOT_MATCHES}", "CHANGE_IF_NEEDED",
@@ -111,6 +172,21 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
      "with the connection's name as context when that connection is deactivated on purpose. "
      "Context: a connection's name."),
 )
+
+# What a macro's description says in the 7.0 export, where it differs from the 6.0 one above.
+MACROS_7_0: Dict[str, str] = {
+    "{$EXALATE.COLLECT.TIMEOUT}":
+        "Seconds one collection of the whole node may take (collect's --timeout; empty: the node's timeout in "
+        "the configuration file). Keep it at least a second below {$EXALATE.ITEM.TIMEOUT}, the item's timeout: "
+        "Zabbix ends the command when that runs out, and every value of the poll is lost.",
+    "{$EXALATE.LLD.LIFETIME}": "How long the items of a connection that is no longer listed are kept (disabled "
+                               "after {$EXALATE.LLD.DISABLE.AFTER}), before they are deleted with their history.",
+}
+
+
+def macro_description(d: Design, macro: str, text: str) -> str:
+    return MACROS_7_0.get(macro, text) if d.v7 else text
+
 
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
 STATUS_CODES = dict(CONNECTION_STATUSES)
@@ -241,6 +317,8 @@ def item(d: Design, slug: str, name: str, key: str, description: str, component:
     if preprocessing is not None:
         entity["preprocessing"] = preprocessing
         entity["master_item"] = {"key": master_key(d)}
+    elif d.v7:
+        entity["timeout"] = ITEM_TIMEOUT  # an agent item: the command gets this long, then Zabbix ends it
     entity["tags"] = tags(component=component, **({"connection": CONNECTION} if connection else {}))
     if triggers:
         entity["trigger_prototypes" if connection else "triggers"] = list(triggers)
@@ -248,19 +326,27 @@ def item(d: Design, slug: str, name: str, key: str, description: str, component:
 
 
 def master_item(d: Design) -> dict:
+    extra = {}
     if d.wiring == AGENT:
         how = {"key": master_key(d), "delay": "{$EXALATE.INTERVAL}"}
         what = ("The node's figures as one JSON document, from `zabbix-exalate --node <node> --timeout <seconds> "
                 "collect` run by the agent once per interval. History is not kept: the dependent items store "
-                "the values. When it is unsupported, the agent could not run the command in time: compare the "
-                "agent's Timeout with {$EXALATE.COLLECT.TIMEOUT}.")
+                "the values. When it is unsupported, the agent could not run the command in time: ")
+        if d.v7:
+            # collect's own deadline, {$EXALATE.COLLECT.TIMEOUT}, must end before this one (see ITEM_TIMEOUT).
+            extra["timeout"] = ITEM_TIMEOUT
+            what += ("keep {$EXALATE.COLLECT.TIMEOUT} at least a second below the item's timeout, "
+                     "{$EXALATE.ITEM.TIMEOUT}.")
+        else:
+            what += ("compare the agent's Timeout (or, on Zabbix 7.0, the agent timeout of Administration > "
+                     "General > Timeouts) with {$EXALATE.COLLECT.TIMEOUT}.")
     else:
         how = {"type": "TRAP", "key": master_key(d), "delay": "0"}
         what = ("The node's figures as one JSON document, pushed by `zabbix-exalate --node <node> send` (a "
                 "systemd timer or cron on a host that reaches the node). History is not kept: the dependent "
                 "items store the values.")
     return {"uuid": d.uid("item:collect"), "name": "Exalate: Get node data", **how, "history": "0",
-            "trends": "0", "value_type": "TEXT", "description": what, "tags": tags(component="raw")}
+            "trends": "0", "value_type": "TEXT", "description": what, **extra, "tags": tags(component="raw")}
 
 
 def node_items(d: Design) -> List[dict]:
@@ -279,9 +365,10 @@ def node_items(d: Design) -> List[dict]:
                    "unsupported key) is resolved.",
         AGENT: "The agent has returned no usable document of `zabbix-exalate collect` for "
                "{$EXALATE.NODATA.PERIOD}, so nothing about the node is known. Check that the agent is running, "
-               "that userparameter_exalate.conf (with exalate.collect) is in its include directory, that on "
-               "Zabbix 6.0 the agent's Timeout exceeds {$EXALATE.COLLECT.TIMEOUT}, and read the error of "
-               "\"Exalate: Get node data\" or of this item in Latest data.",
+               "that userparameter_exalate.conf (with exalate.collect) is in its include directory, that "
+               + ("the item's timeout, {$EXALATE.ITEM.TIMEOUT}, exceeds {$EXALATE.COLLECT.TIMEOUT}" if d.v7 else
+                  "on Zabbix 6.0 the agent's Timeout exceeds {$EXALATE.COLLECT.TIMEOUT}")
+               + ", and read the error of \"Exalate: Get node data\" or of this item in Latest data.",
         TRAPPER: "No document has arrived from `zabbix-exalate send` for {$EXALATE.NODATA.PERIOD}, so nothing "
                  "about the node is known: the sender stopped. Check its systemd timer (`systemctl list-timers`) "
                  "or cron line, and run `zabbix-exalate --node {$EXALATE.NODE} send` by hand on that host: it "
@@ -437,6 +524,9 @@ def discovery_rule(d: Design) -> dict:
             {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
              "formulaid": "B"}]},
         "lifetime": "{$EXALATE.LLD.LIFETIME}",
+        # 7.0: a lost connection's items are disabled first (lifetime_type keeps its default, DELETE_AFTER).
+        **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
+           if d.v7 else {}),
         "description": "The node's connections (GET 4.0/connections, else the connections listed in the "
                        "configuration file), with their six queues each"
                        + (" and their status, from the connections of the collected document." if d.one_poll
@@ -446,6 +536,8 @@ def discovery_rule(d: Design) -> dict:
             "uuid": d.uid("graph:connection-queues"), "name": f'Exalate: Connection "{CONNECTION}": Queues',
             "graph_items": graph_items(d, (connection_key(m.key) for m in CONNECTION_METRICS))}],
     })
+    if d.v7 and not d.one_poll:
+        rule["timeout"] = ITEM_TIMEOUT  # an agent item too: `discover` runs within the node's timeout
     if d.one_poll:
         rule["master_item"] = {"key": master_key(d)}
         rule["lld_macro_paths"] = [{"lld_macro": m, "path": p} for m, p in LLD_MACRO_PATHS]
@@ -471,16 +563,28 @@ def graph_items(d: Design, keys) -> List[dict]:
 NODE_GRAPHS = (("Exalate: Sync queues", ("outgoing", "incoming")), ("Exalate: Errors", ("errors",)))
 
 
+# Dashboard widgets: 6.0's type names and 24-column grid, and 7.0's (new names, 72 columns of a third the width).
+WIDGET_TYPES = {"6.0": {"graph": "GRAPH_CLASSIC", "graphprototype": "GRAPH_PROTOTYPE"},
+                "7.0": {"graph": "graph", "graphprototype": "graphprototype"}}
+GRID_COLUMNS = {"6.0": 24, "7.0": 72}
+
+
 def dashboard(d: Design) -> dict:
+    scale = GRID_COLUMNS[d.format] // GRID_COLUMNS["6.0"]
+    references = iter(["AAAAA", "AAAAB", "AAAAC"])  # 7.0: each widget's id for others to listen to, as 7.0 writes
+
     def widget(kind, name, x, y, width, height, fields):
-        return {"type": kind, "name": name, "x": str(x), "y": str(y), "width": str(width), "height": str(height),
-                "fields": fields}
+        if d.v7:
+            fields = sorted(fields + [{"type": "STRING", "name": "reference", "value": next(references)}],
+                            key=lambda f: f["name"])
+        return {"type": WIDGET_TYPES[d.format][kind], "name": name, "x": str(x * scale), "y": str(y),
+                "width": str(width * scale), "height": str(height), "fields": fields}
 
     graph_name = f'Exalate: Connection "{CONNECTION}": Queues'
-    widgets = [widget("GRAPH_CLASSIC", name, 12 * i, 0, 12, 5,
+    widgets = [widget("graph", name, 12 * i, 0, 12, 5,
                       [{"type": "GRAPH", "name": "graphid", "value": {"host": d.name, "name": name}}])
                for i, (name, _) in enumerate(NODE_GRAPHS)]
-    widgets.append(widget("GRAPH_PROTOTYPE", "Connections: queues", 0, 5, 24, 10, [
+    widgets.append(widget("graphprototype", "Connections: queues", 0, 5, 24, 10, [
         {"type": "INTEGER", "name": "columns", "value": "2"},
         {"type": "INTEGER", "name": "rows", "value": "2"},
         {"type": "GRAPH_PROTOTYPE", "name": "graphid", "value": {"host": d.name, "name": graph_name}}]))
@@ -500,8 +604,9 @@ def valuemaps(d: Design) -> List[dict]:
 MACRO_USE = re.compile(r"\{\$([A-Z0-9_.]+)[:}]")
 
 
-def template_tree(name: str = DEFAULT_TEMPLATE) -> dict:
-    d = BY_NAME[name]
+def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> dict:
+    """One template as the dict of Zabbix's export format fmt ("6.0" or "7.0")."""
+    d = BY_NAME[name].at(fmt)
     template = {
         "uuid": d.uid("template"), "template": d.name, "name": d.name,
         "description": "Watches an Exalate node (Jira, ServiceNow, Zendesk, GitHub, Azure DevOps, HP ALM sync) "
@@ -514,11 +619,13 @@ def template_tree(name: str = DEFAULT_TEMPLATE) -> dict:
     }
     # The macros this template uses, in the order of MACROS: each template defines what it needs, no more.
     used = {"{$" + m + "}" for m in MACRO_USE.findall(json.dumps(template))}
-    template["macros"] = [{"macro": m, "value": v, "description": text} for m, v, text in MACROS if m in used]
+    template["macros"] = [{"macro": m, "value": v, "description": macro_description(d, m, text)}
+                          for m, v, text in MACROS if m in used]
     template["dashboards"] = [dashboard(d)]
     template["valuemaps"] = valuemaps(d)
-    return {"version": "6.0",
-            "groups": [{"uuid": GROUP_UUID, "name": GROUP}],
+    return {"version": d.format,
+            # 6.2 split host groups from template groups: 7.0 names the template's group a template group.
+            "template_groups" if d.v7 else "groups": [{"uuid": GROUP_UUID, "name": GROUP}],
             "templates": [template],
             "graphs": [{"uuid": d.uid(f"graph:{graph}"), "name": graph,
                         "graph_items": graph_items(d, (node_key(BY_COMMAND[c].key) for c in commands))}
@@ -526,7 +633,8 @@ def template_tree(name: str = DEFAULT_TEMPLATE) -> dict:
 
 
 # In Zabbix's export format a list is a plural element holding one singular element per entry.
-SINGULAR = {"groups": "group", "templates": "template", "items": "item", "triggers": "trigger",
+SINGULAR = {"groups": "group", "template_groups": "template_group", "templates": "template", "items": "item",
+            "triggers": "trigger",
             "trigger_prototypes": "trigger_prototype", "item_prototypes": "item_prototype",
             "discovery_rules": "discovery_rule", "graph_prototypes": "graph_prototype", "graphs": "graph",
             "graph_items": "graph_item", "tags": "tag", "macros": "macro", "dependencies": "dependency",
@@ -547,18 +655,20 @@ def _element(tag: str, value) -> ET.Element:
     return node
 
 
-def template_xml(name: str = DEFAULT_TEMPLATE) -> str:
-    """One template as Zabbix 6.0 XML, byte for byte what templates/ holds. Raises KeyError for an unknown name."""
+def template_xml(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> str:
+    """One template as Zabbix XML of export format fmt, byte for byte what templates/<fmt>/ holds.
+
+    Raises KeyError for an unknown name or format."""
     if name not in BY_NAME:
         raise KeyError(f"no bundled template {name!r}; there are: {', '.join(TEMPLATE_NAMES)}")
-    root = _element("zabbix_export", template_tree(name))
+    root = _element("zabbix_export", template_tree(name, fmt))
     ET.indent(root, "    ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def template_files() -> Dict[str, str]:
-    """Every bundled template: name -> XML text, the default first."""
-    return {d.name: template_xml(d.name) for d in DESIGNS}
+def template_files(fmt: str = DEFAULT_FORMAT) -> Dict[str, str]:
+    """Every bundled template in one export format: name -> XML text, the default first."""
+    return {d.name: template_xml(d.name, fmt) for d in DESIGNS}
 
 
 # --- the agent's side: one UserParameter per key -------------------------------------------------
@@ -590,9 +700,21 @@ USERPARAMETER_HEADER = """\
 # it holds secrets, so make it readable by the zabbix user and nobody else:
 #   chown root:zabbix /etc/zabbix/zabbix_exalate.conf && chmod 0640 /etc/zabbix/zabbix_exalate.conf
 # zabbix-exalate must be on the agent's PATH (pip puts it in /usr/local/bin), or write its full path below.
-# Timeout: on Zabbix 6.0 the agent kills a command after its Timeout (default 3 s, at most 30). It must exceed
-# {$EXALATE.COLLECT.TIMEOUT} (2.5 s by default), the time exalate.collect may take for the whole node, and the
-# single checks' own timeout (2.5 s by default). On 7.0 the item's timeout decides instead.
+# Timeouts: each command gives up on its own and says why: exalate.collect after {$EXALATE.COLLECT.TIMEOUT}
+# (2.5 s by default), a single check after the node's timeout in zabbix_exalate.conf (2.5 s by default).
+# Zabbix must wait longer, or it kills the command and the reason (for collect, every value of the poll) is lost:
+#   Zabbix 6.0: Timeout in this agent's configuration (zabbix_agentd.conf or zabbix_agent2.conf; default 3 s,
+#     at most 30) bounds each command, and Timeout in zabbix_server.conf (or zabbix_proxy.conf of the proxy
+#     polling this agent; default 3, at most 30) bounds the wait for its answer. Keep both above those two.
+#   Zabbix 7.0: the item's timeout does; the agent's Timeout only bounds talking to the server. The 7.0
+#     templates set it on each agent item from {$EXALATE.ITEM.TIMEOUT} (30s); items without one (the 6.0
+#     templates) take Administration > General > Timeouts, "Zabbix agent" (3 s by default).
+# Concurrency: every key below starts a Python process. Zabbix 7.0 polls agents asynchronously, up to
+# MaxConcurrentChecksPerPoller (zabbix_server.conf or zabbix_proxy.conf, default 1000) checks at once per agent
+# poller: 56 per-check items at a 5 s interval on 2 cores lost most of their values (28-38 timeouts a round)
+# until it was lowered to 2. Hence the default template polls exalate.collect, one process per node and interval.
+# On 6.0 a poller (StartPollers) waits for one answer at a time, and the classic agent runs one command per
+# listener (StartAgents, default 3). See templates/README.md, "Timeouts and concurrency".
 # Try one: zabbix_get -s 127.0.0.1 -k 'exalate.collect[default,]'
 #
 # Keys: exalate.<check>[<node>] and exalate.<check>[<node>,<connection key>]. <node> is a section of the
@@ -646,8 +768,14 @@ def tables() -> Dict[str, str]:
     for d in DESIGNS:
         tree = template_tree(d.name)["templates"][0]
         rule = tree["discovery_rules"][0]
-        found[f"macros:{d.slug}"] = _table(("Macro", "Default", "Description"), (
-            (f"`{m['macro']}`", f"`{m['value']}`", m["description"]) for m in tree["macros"]))
+        # Every macro of either export, in the order of MACROS, with the 6.0 text where both have one (it says
+        # what 6.0 and 7.0 each need); the 7.0 export's own text is in its file.
+        by_format = {f: {m["macro"]: m for m in template_tree(d.name, f)["templates"][0]["macros"]} for f in FORMATS}
+        every = {m: found_in[m] for found_in in reversed(by_format.values()) for m in found_in}
+        found[f"macros:{d.slug}"] = _table(("Macro", "Default", "Description", "In the exports"), (
+            (f"`{m}`", f"`{every[m]['value']}`", next(by_format[f][m] for f in FORMATS if m in by_format[f])[
+                "description"], ", ".join(f for f in FORMATS if m in by_format[f]))
+            for m, _, _ in MACROS if m in every))
         found[f"discovery:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), [
             (rule["name"], f"`{rule['key']}`", TYPES[rule.get("type")], rule["description"])])
         found[f"items:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), (
@@ -670,7 +798,7 @@ def fill(text: str) -> str:
 
 def generated_files(root: Path) -> Dict[Path, str]:
     """Every file this module writes, with the content it should have."""
-    files = {root / d.file: template_xml(d.name) for d in DESIGNS}
+    files = {root / d.path(fmt): template_xml(d.name, fmt) for fmt in FORMATS for d in DESIGNS}
     files.update({root / USERPARAMETER_FILE: userparameter_conf(),
                   root / README_FILE: fill((root / README_FILE).read_text(encoding="utf-8")),
                   root / KEYS_DOC: fill((root / KEYS_DOC).read_text(encoding="utf-8"))})

@@ -64,8 +64,18 @@ class Zabbix:
             raise Unreachable(f"cannot reach the Zabbix API at {self.settings.url}: check ZABBIX_URL and that "
                               f"the frontend is up") from None
 
-    def import_template(self, source: str) -> None:
-        """Import (create or update) a template export; importing the same file twice changes nothing."""
+    def import_template(self, source: str) -> str:
+        """Import (create or update) a template export; importing the same file twice changes nothing.
+
+        The rules are this server's own: 6.2 split template groups from host groups (`groups` is refused from
+        then on), and no rule 7.0 deprecates is sent. Returns the export format of the file ("6.0", "7.0")."""
+        fmt = "xml" if source.lstrip().startswith("<") else ("yaml" if not source.lstrip().startswith("{") else "json")
+        written_for = export_version(source)
+        if written_for and _version_tuple(written_for) > _version_tuple(self.version):
+            # Zabbix would only say "unsupported version number": say which file this server takes instead.
+            raise ZabbixAPIError(f"this is a Zabbix {written_for} export, which Zabbix {self.version} cannot "
+                                 f"import: import the one in templates/6.0/, or run import-template without a file: "
+                                 f"it picks the export for the server's version")
         both = {"createMissing": True, "updateExisting": True}
         full = {**both, "deleteMissing": True}
         rules = {"templates": both, "items": full, "triggers": full, "graphs": full, "discoveryRules": full,
@@ -74,8 +84,8 @@ class Zabbix:
             rules["template_groups"] = {"createMissing": True}
         else:
             rules["groups"] = {"createMissing": True}
-        fmt = "xml" if source.lstrip().startswith("<") else ("yaml" if not source.lstrip().startswith("{") else "json")
         self._call(self.api.configuration["import"], format=fmt, source=source, rules=rules)
+        return written_for or "unknown"
 
     def add_host(self, host: str, address: str, port: int, node: str, group: str, template_name: str) -> str:
         """Create or update the host: agent interface, template linked, {$EXALATE.NODE}. Returns what it did."""
@@ -128,6 +138,18 @@ class Zabbix:
         if found:
             return found[0]["groupid"]
         return self._call(method.create, name=name)["groupids"][0]
+
+
+def export_version(source: str) -> str:
+    """The format version an export says it is written in ("6.0", "7.0"), from XML, YAML or JSON; "" if none."""
+    found = re.search(r"<version>\s*(\d+\.\d+)\s*</version>"          # XML
+                      r"|^\s*version:\s*['\"]?(\d+\.\d+)"               # YAML
+                      r"|\"version\"\s*:\s*\"(\d+\.\d+)\"", source[:4096], re.M)  # JSON
+    return next((g for g in found.groups() if g), "") if found else ""
+
+
+def _version_tuple(version: str) -> tuple:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
 def _is_ip(address: str) -> bool:
