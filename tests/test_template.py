@@ -573,6 +573,7 @@ def as_text(value) -> str:
 
 def javascript(script: str, value: str) -> str:
     """Run a preprocessing script as Zabbix does: a function body of `value` whose result becomes a string."""
+    require_binary("node")
     harness = ("let input = ''; process.stdin.on('data', d => input += d); process.stdin.on('end', () => {"
                " const {script, value} = JSON.parse(input);"
                " try { process.stdout.write(String(new Function('value', script)(value))); }"
