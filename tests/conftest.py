@@ -1,5 +1,6 @@
 """Shared fixtures: the simulator on a loopback port, a configuration for it, and ways to run the CLI."""
 import copy
+import inspect
 import os
 import subprocess
 import sys
@@ -60,6 +61,15 @@ def assert_no_secret(*texts: str) -> None:
             assert secret not in text
 
 
+def cli_runner() -> CliRunner:
+    """click's in-process runner with stderr kept apart from stdout, as the agent sees them, on every click
+    setup.cfg allows: before 8.2 the runner mixes stderr into stdout unless told not to (mix_stderr=False),
+    and 8.2 removed that argument along with the mixing."""
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
 @pytest.fixture
 def scenario():
     return copy.deepcopy(BASE_SCENARIO)
@@ -98,7 +108,7 @@ def config(write_config):
 def cli(config):
     """Run the CLI in-process through click's runner: cli("errors") -> Run."""
     def run(*args: str, config_path: str = config) -> Run:
-        result = CliRunner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
+        result = cli_runner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
         ran = Run(result.exit_code, result.stdout, result.stderr)
         assert_no_secret(ran.stdout, ran.stderr)
         return ran

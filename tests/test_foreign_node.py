@@ -6,12 +6,11 @@ import warnings
 import jwt
 import pytest
 import requests
-from click.testing import CliRunner
 
 from zabbix_exalate.cli import main
 from zabbix_exalate.metrics import METRICS
 
-from conftest import PASSWORD, SECRET, Run, assert_no_secret, console, require_binary
+from conftest import PASSWORD, SECRET, Run, assert_no_secret, cli_runner, console, require_binary
 from nginx_node import REMOVED, SEED, NginxNode
 
 USER = "monitor"
@@ -102,7 +101,7 @@ def run(config_path: str, *args: str, process: bool = False) -> Run:
     if process:
         ran = console("--config", config_path, *args)
     else:
-        result = CliRunner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
+        result = cli_runner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
         ran = Run(result.exit_code, result.stdout, result.stderr)
     assert_no_secret(ran.stdout, ran.stderr)
     for secret in (TOKEN, OTHER_TOKEN, WRONG_PASSWORD):

@@ -1,8 +1,7 @@
 """The zabbix commands when they cannot do their job: one line, the class's exit status, no secret."""
 import pytest
-from click.testing import CliRunner
 
-from conftest import Run
+from conftest import Run, cli_runner
 from zabbix_exalate.cli import main
 
 NO_ZABBIX = {"ZABBIX_URL": "", "ZABBIX_TOKEN": "", "ZABBIX_USER": "", "ZABBIX_PASSWORD": ""}
@@ -10,7 +9,7 @@ PASSWORD = "zbx-pa55-not-shown"
 
 
 def zabbix(*args: str, config: str = "/nonexistent", **env: str) -> Run:
-    result = CliRunner().invoke(main, ["--config", config, "zabbix", *args], env={**NO_ZABBIX, **env},
+    result = cli_runner().invoke(main, ["--config", config, "zabbix", *args], env={**NO_ZABBIX, **env},
                                 catch_exceptions=False)
     ran = Run(result.exit_code, result.stdout, result.stderr)
     assert PASSWORD not in ran.stdout + ran.stderr
