@@ -12,9 +12,10 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import ConfigError
 from .names import printable
+from .send import AGENT_CONFIGS
 
-# Where Debian's and Zabbix's own packages put each agent's configuration, and the service that runs it.
-AGENTS = (("/etc/zabbix/zabbix_agentd.conf", "zabbix-agent"), ("/etc/zabbix/zabbix_agent2.conf", "zabbix-agent2"))
+# Each agent's configuration (send.AGENT_CONFIGS) and the service that runs it.
+AGENTS = tuple(zip(AGENT_CONFIGS, ("zabbix-agent", "zabbix-agent2")))
 USERPARAMETER_NAME = "userparameter_exalate.conf"
 EXAMPLE_CONFIG = "zabbix_exalate.conf.example"
 # PATH of a service started by systemd (and of the agent's commands): no /root, no venv.

@@ -11,6 +11,7 @@ from . import __version__
 from .errors import EXIT_CODES, CheckError, CheckTimeout
 from .masking import Masker
 from .metrics import METRICS, SEND_KEY
+from .names import printable
 from .send import AGENT_CONFIGS
 
 OWN_PROCESS = object()  # main's obj when run as a program (see run)
@@ -29,7 +30,6 @@ class Settings:
 
     @property
     def label(self) -> str:
-        from .names import printable
         return f"[{printable(self.node or 'default')}]"
 
 
@@ -87,7 +87,6 @@ def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
 
 def _fail(settings: Optional[Settings], message: str, code: int) -> None:
     """The one line a failure prints (the agent stores it as the reason): masked, then made one line."""
-    from .names import printable
     click.echo("zabbix-exalate: " + printable(_masked(settings, message)), err=True)  # a password may be a word
     sys.exit(code)
 
@@ -153,7 +152,6 @@ def _check(settings: Settings, action: Callable, whole_node: bool = False):
 
 
 def _internal(exc: Exception) -> str:
-    from .names import printable
     return f"internal error, please report it: {type(exc).__name__}: {printable(str(exc))[:300]}"
 
 

@@ -75,10 +75,8 @@ def _sender(Sender, server: Optional[str], agent_config: Optional[str], timeout:
 
 def _hostname(path: str) -> Optional[str]:
     """Hostname from the agent's configuration, when --server replaces its ServerActive."""
+    from .agent import read_agent
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [line.strip() for line in handle]
-    except OSError:
+        return read_agent(path).first("Hostname") or None
+    except ConfigError:
         return None
-    found = [line.split("=", 1)[1].strip() for line in lines if line.startswith("Hostname=")]
-    return found[-1] if found else None
