@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import run_measured  # noqa: E402

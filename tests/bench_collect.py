@@ -34,9 +34,9 @@ import time
 from typing import Dict, List, Tuple
 
 from zabbix_exalate.metrics import CONNECTION_METRICS, CONNECTIONS_PATH, COLLECT_KEY, NODE_METRICS, PING_KEY
-from zabbix_exalate.names import key_form
-from zabbix_exalate.simulator import API_ROOT
-from zabbix_exalate.template import userparameters
+from zabbix_exalate.exalate.names import key_form
+from zabbix_exalate.metrics import API_ROOT
+from zabbix_exalate.zabbix.userparameters import userparameters
 
 USER, PASSWORD = "bench", "bench-password"
 SECRET = "bench-shared-secret-of-32-bytes!!"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from zabbix_exalate.cli import main
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
 
 # The commands the tests run as processes (zabbix-exalate, as the agent would) are the ones installed
 # beside the Python running the tests: tests/run's .venv, whatever PATH the caller has.

@@ -9,7 +9,7 @@ from typing import Deque, List, Optional, Tuple
 import pytest
 
 from conftest import Run, console
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer
 
 
 def wait_for(what: str, probe, seconds: float = 120, poke=None, detail=None, every: float = 1.0):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zabbix_exalate.agent import parse_key
+from zabbix_exalate.zabbix.agent import parse_key
 from zabbix_exalate.config import load_node
 
 from conftest import console

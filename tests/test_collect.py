@@ -6,8 +6,8 @@ import time
 import pytest
 
 from zabbix_exalate.metrics import CONNECTION_METRICS
-from zabbix_exalate.names import key_form
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from zabbix_exalate.exalate.names import key_form
+from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
 
 from conftest import BASE_SCENARIO, LOGIN_PASSWORD, SECRET, Run, console
 from measure import run_measured

@@ -20,9 +20,12 @@ from nginx_node import SEED, NginxNode
 from test_foreign_node import NODE_VALUES, QUEUE_VALUES, TOKEN, USER
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                                     NODE_METRICS, PING_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
-from zabbix_exalate.names import key_form
-from zabbix_exalate.template import (AGENT_TEMPLATE, BY_NAME, CONNECTION_GONE, DESIGNS, PER_CHECK, TRAPPER,
-                                     USERPARAMETER_FILE, Design, format_for, master_key, template_tree)
+from zabbix_exalate.exalate.names import key_form
+from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
+from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
+                                          master_key)
+
+USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
 from zabbix_stack import Stack, StackError
 
 pytestmark = pytest.mark.e2e

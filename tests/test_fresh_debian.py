@@ -33,7 +33,7 @@ import pytest
 from conftest import require_binary
 from debian_chroot import SYSTEMD_PATH, DebianChroot, System
 from zabbix_exalate.metrics import CONNECTION_METRICS, NODE_METRICS
-from zabbix_exalate.simulator import Simulator, SimulatorServer, sample_scenario_path
+from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer, sample_scenario_path
 from zabbix_stack import StackError, _free_ports, _kill, _tail
 
 pytestmark = pytest.mark.e2e

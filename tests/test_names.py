@@ -5,7 +5,7 @@ import string
 import pytest
 from hypothesis import given, strategies as st
 
-from zabbix_exalate.names import connection_name, key_form
+from zabbix_exalate.exalate.names import connection_name, key_form
 
 # What the Zabbix agent refuses in a key parameter, plus the key's own separators.
 AGENT_REFUSES = set("\\'\"`*?[]{}~$!&;()<>|#@\n") | {","}

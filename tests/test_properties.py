@@ -23,7 +23,7 @@ from conftest import BASE_SCENARIO, PASSWORD, SECRET, cli_runner
 from hostile_server import control_characters
 from zabbix_exalate.cli import main
 from zabbix_exalate.config import NODE_KEYS, SECRET_KEYS, ZABBIX_KEYS
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
 
 NO_ZABBIX_ENV = {"ZABBIX_URL": "", "ZABBIX_TOKEN": "", "ZABBIX_USER": "", "ZABBIX_PASSWORD": "",
                  "ZABBIX_EXALATE_CONFIG": ""}

@@ -12,7 +12,7 @@ import jwt
 import pytest
 import requests
 
-from zabbix_exalate.simulator import Simulator, SimulatorServer
+from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
 
 from conftest import PASSWORD, SECRET, console
 

@@ -1,10 +1,10 @@
-"""The checks as the CLI and the demo run them: one number, a ping, or the discovery list."""
-from typing import List, Optional, Tuple
+"""The node's reads as a check makes them: one number, the ping and its one rule, the discovery list."""
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .client import Node
 from .errors import CheckError
-from .metrics import BY_COMMAND
-from .names import connection_name, key_form
+from .exalate.api import Node
+from .exalate.names import connection_name
+from .metrics import BY_COMMAND, CONNECTIONS_FIELD, NODE_METRICS, PING_DISCOVER
 
 
 def measure(node: Node, command: str, connection: Optional[str] = None, reason: Optional[str] = None) -> int:
@@ -14,13 +14,23 @@ def measure(node: Node, command: str, connection: Optional[str] = None, reason: 
     return node.value(metric, name, reason or None)
 
 
+def node_reads(node: Node) -> Dict[str, Callable[[], object]]:
+    """Each read of the node as a whole, by its field in `collect`'s document: the totals and the connection list."""
+    reads: Dict[str, Callable[[], object]] = {m.field_name: (lambda m=m: node.value(m)) for m in NODE_METRICS}
+    reads[CONNECTIONS_FIELD] = node.connections
+    return reads
+
+
+def ping_field(node: Node) -> str:
+    """The read whose success is the ping: the node total ping_check names, or the connection list."""
+    check = node.cfg.ping_check
+    return CONNECTIONS_FIELD if check == PING_DISCOVER else BY_COMMAND[check].field_name
+
+
 def ping(node: Node) -> Tuple[int, Optional[str]]:
     """1 when the node answered an authenticated request as the API promises, else 0 and why."""
     try:
-        if node.cfg.ping_check == "discover":
-            node.connections()
-        else:
-            measure(node, node.cfg.ping_check)
+        node_reads(node)[ping_field(node)]()
     except CheckError as exc:
         return 0, exc.message
     return 1, None
@@ -30,8 +40,8 @@ def discovery(node: Node) -> List[dict]:
     """Zabbix low-level discovery rows, one per connection."""
     return [{
         "{#CONNECTION}": c["name"],
-        "{#CONNECTION.KEY}": key_form(c["name"]),
+        "{#CONNECTION.KEY}": c["key"],
         "{#CONNECTION.ID}": "" if c["id"] is None else str(c["id"]),
-        "{#CONNECTION.STATUS}": c["status"] if isinstance(c["status"], str) else "UNKNOWN",
-        "{#CONNECTION.REMOTE}": c["remote"] if isinstance(c["remote"], str) else "",
+        "{#CONNECTION.STATUS}": c["status"],
+        "{#CONNECTION.REMOTE}": c.get("remote", ""),
     } for c in node.connections()]

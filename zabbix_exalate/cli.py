@@ -1,18 +1,18 @@
-"""The zabbix-exalate command line: the only module that prints, and the one place errors become exit codes."""
+"""The zabbix-exalate command line: the only module that imports click and prints, and the one guard that turns
+every failure into one line and its exit status."""
 import json
 import sys
-import threading
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import click
 
 from . import __version__
-from .errors import EXIT_CODES, CheckError, CheckTimeout
+from .config import MAX_TIMEOUT, seconds
+from .errors import (EXIT_CODES, INTERNAL, INTERRUPTED, CheckError, CheckTimeout, ConfigError, printable)
 from .masking import Masker
 from .metrics import METRICS, SEND_KEY
-from .names import printable
-from .send import AGENT_CONFIGS
+from .zabbix.agentconf import AGENT_CONFIGS
 
 OWN_PROCESS = object()  # main's obj when run as a program (see run)
 EXIT_HELP = "\b\nExit status:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
@@ -34,19 +34,45 @@ class Settings:
 
 
 class Seconds(click.ParamType):
-    """A positive, finite number of seconds; empty means "the default" (a template macro left empty)."""
+    """A number of seconds as the configuration file's timeout takes it; empty means "the default" (a template
+    macro left empty)."""
     name = "seconds"
 
     def convert(self, value, param, ctx):
         if value is None or value == "" or isinstance(value, float):
             return value or None
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = float("nan")
-        if not 0 < seconds <= 86400:  # NaN fails this too
-            self.fail(f"{value!r} is not a number of seconds above 0", param, ctx)
-        return seconds
+        found = seconds(value)
+        if found is None:
+            self.fail(f"{value!r} is not a number of seconds above 0 and up to {MAX_TIMEOUT:g}", param, ctx)
+        return found
+
+
+def guarded(settings: Optional[Settings], action: Callable, about_node: bool = True):
+    """The one place a failure becomes output: our CheckError as its masked line (after the node's [section] when
+    the command is about a node) and its exit status, Ctrl-C as 130, a bug of ours as one "internal error" line."""
+    try:
+        return action()
+    except CheckError as exc:
+        _fail(settings, f"{settings.label} {exc.message}" if about_node and settings else exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        _fail(settings, "interrupted", INTERRUPTED)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise  # usage errors: click's own message and status
+    except Exception as exc:  # a bug of ours: still one line, and no value
+        _fail(settings, _internal(exc), INTERNAL)
+
+
+class Guarded(click.Command):
+    """A command that runs through guarded(), failures prefixed with the node's [section]."""
+    about_node = True
+
+    def invoke(self, ctx):
+        return guarded(ctx.find_object(Settings), lambda: super(Guarded, self).invoke(ctx), self.about_node)
+
+
+class Unlabelled(Guarded):
+    """A command that is not about a node (the Zabbix API, the simulator): its failures carry no [section]."""
+    about_node = False
 
 
 @click.group(epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,14 +121,18 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
     """Read the node's configuration and run action(node) within the time budget; raises CheckError.
 
     whole_node: the action reads many endpoints from threads (collect): it gets a pool of kept-alive
-    connections, and it keeps the deadline itself, so no alarm interrupts it."""
-    from .client import Deadline, Node, pooled_session, process_age
+    connections, and it keeps the deadline itself. A single check runs in one worker that the main thread
+    waits for no longer than the deadline: what blocks inside C (a slow name lookup, a stalled TLS
+    handshake) cannot hold it past it."""
     from .config import config_path, load_node
+    from .exalate.api import Node
+    from .exalate.transport import pooled_session
+    from .runtime import Deadline, process_age, within
 
     cfg = load_node(config_path(settings.config), settings.node)
     cfg.register(settings.masker)
-    seconds = settings.timeout or cfg.timeout
-    deadline = Deadline(seconds, spent=process_age() if settings.own_process else 0.0)
+    budget = settings.timeout or cfg.timeout
+    deadline = Deadline(budget, spent=process_age() if settings.own_process else 0.0)
     with warnings.catch_warnings():
         # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
         # false) would turn every item unsupported. What matters is reported as errors instead.
@@ -110,45 +140,18 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
         session = pooled_session(cfg.max_connections) if whole_node else None
         trace = (lambda line: _say(settings, f"zabbix-exalate: debug: {line}", err=True)) if settings.debug else None
         if trace:
-            trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {seconds:g} s, "
-                  f"{deadline.end - deadline.clock():.2f} s left after start-up")
+            trace(f"[{cfg.name}] of {cfg.source}: url {cfg.url}, timeout {budget:g} s, "
+                  f"{deadline.left():.2f} s left after start-up")
         node = Node(cfg, deadline, session=session, trace=trace, masker=settings.masker)
-        return action(node) if whole_node else _within(deadline, node, lambda: action(node))
+        if whole_node:
+            return action(node)
 
-
-def _within(deadline, node, work: Callable):
-    """Run work in a daemon thread and wait no longer than the deadline: what blocks inside C (a slow DNS
-    answer, a stalled TLS handshake) cannot hold the check past it, and the process need not wait for it."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # handed to the main thread, which reports it
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="exalate-check", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline.end - deadline.clock()))
-    if worker.is_alive():
-        waiting = f"{node.waiting_for} did not answer" if node.waiting_for else "no complete answer"
-        raise CheckTimeout(f"{waiting} within the timeout of {deadline.seconds:g} s (a slow name lookup, network "
-                           f"or node): raise timeout if the node is just slow")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-def _check(settings: Settings, action: Callable, whole_node: bool = False):
-    """_run, with every failure turned into one line on stderr and its exit status."""
-    try:
-        return _run(settings, action, whole_node)
-    except CheckError as exc:
-        _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
-    except KeyboardInterrupt:
-        _fail(settings, "interrupted", 130)
-    except Exception as exc:  # a bug of ours: still one line, and no value
-        _fail(settings, _internal(exc), 1)
+        def late() -> CheckError:
+            waiting = node.transport.waiting_for
+            return CheckTimeout(f"{waiting + ' did not answer' if waiting else 'no complete answer'} within the "
+                                f"timeout of {deadline.seconds:g} s (a slow name lookup, network or node): raise "
+                                f"timeout if the node is just slow")
+        return within(deadline, lambda: action(node), late)
 
 
 def _internal(exc: Exception) -> str:
@@ -158,7 +161,7 @@ def _internal(exc: Exception) -> str:
 def _make_check(metric):
     def check(settings: Settings, connection: Optional[str] = None, reason: Optional[str] = None):
         from .checks import measure
-        _say(settings, str(_check(settings, lambda node: measure(node, metric.command, connection, reason))))
+        _say(settings, str(_run(settings, lambda node: measure(node, metric.command, connection, reason))))
 
     params = []
     help_text = f"{metric.title}: GET {metric.path}"
@@ -168,7 +171,7 @@ def _make_check(metric):
     if metric.reason_field:
         params.append(click.Option(["--reason"], metavar="REASON", help=f"Count only the elements whose "
                                    f"{metric.reason_field} is REASON (e.g. NO_ISSUE_TO_CONNECT_TO)."))
-    return click.Command(metric.command, params=params, help=help_text, epilog=EXIT_HELP,
+    return Guarded(metric.command, params=params, help=help_text, epilog=EXIT_HELP,
                          callback=click.pass_obj(check))
 
 
@@ -176,7 +179,7 @@ for _metric in METRICS:
     main.add_command(_make_check(_metric))
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.pass_obj
 def ping(settings: Settings):
     """Print 1 if the node answers an authenticated request correctly, else 0 (the reason goes to stderr).
@@ -184,16 +187,13 @@ def ping(settings: Settings):
     A node that cannot be asked is down as far as monitoring goes; a mistake in the configuration is
     not the node's: it prints no value, one line, and exits 3, like every check."""
     from .checks import ping as ping_node
-    from .errors import ConfigError
 
     try:
         value, why = _run(settings, ping_node)
-    except ConfigError as exc:
-        _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
+    except ConfigError:
+        raise  # not the node's: no value, like every check
     except CheckError as exc:
         value, why = 0, exc.message
-    except Exception as exc:  # a bug of ours: no value rather than a guessed 0, and one line
-        _fail(settings, _internal(exc), 1)
     _say(settings, str(value))
     if why:
         _say(settings, f"zabbix-exalate: {settings.label} {why}", err=True)
@@ -205,10 +205,10 @@ AGENT_OUTPUT_LIMIT = 512 * 1024
 
 def _collect(settings: Settings) -> dict:
     from .collect import collect as collect_node
-    return _check(settings, lambda node: collect_node(node, node.cfg.max_connections).document(), whole_node=True)
+    return _run(settings, lambda node: collect_node(node, node.cfg.max_connections).document(), whole_node=True)
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.pass_obj
 def collect(settings: Settings):
     """Read the whole node in one run and print it as one line of JSON: the master item of the
@@ -219,13 +219,13 @@ def collect(settings: Settings):
     Exits 0 whenever the configuration is usable, also when the node is down (ping 0)."""
     text = json.dumps(_collect(settings), separators=(",", ":"))
     if len(text) + 1 > AGENT_OUTPUT_LIMIT:
-        _fail(settings, f"{settings.label} the collection is {len(text) >> 10} KB, more than the 512 KB the "
-              f"Zabbix agent takes from a command: use 'zabbix-exalate send' with the \"Exalate by Zabbix "
-              f"trapper\" template, which has no such limit", 3)
+        raise ConfigError(f"the collection is {len(text) >> 10} KB, more than the 512 KB the Zabbix agent takes "
+                          f"from a command: use 'zabbix-exalate send' with the \"Exalate by Zabbix trapper\" "
+                          f"template, which has no such limit")
     _say(settings, text)
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.pass_obj
 def status(settings: Settings):
     """Show the whole node at a terminal: its figures, a table of connections and queues, and why any
@@ -235,7 +235,7 @@ def status(settings: Settings):
     _say(settings, status_text(document, settings.node or "default"))
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.option("--agent-config", metavar="PATH", help="Zabbix agent configuration to take ServerActive and "
               "Hostname from [default: the first of " + ", ".join(AGENT_CONFIGS) + " that exists].")
 @click.option("--server", metavar="HOST[:PORT]", help="Zabbix server or proxy to send to [default: ServerActive "
@@ -249,11 +249,10 @@ def send(settings: Settings, agent_config, server, zabbix_host, key):
     trapper" template (for a systemd timer or cron: see docs/collect.md).
 
     The collection keeps to the timeout; sending takes at most as long again."""
-    from .send import push
+    from .zabbix.sender import push
     document = _collect(settings)
-    summary = _checked(settings, lambda: push(
-        _masked(settings, json.dumps(document, separators=(",", ":"))), key, server=server,
-        host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0))
+    summary = push(_masked(settings, json.dumps(document, separators=(",", ":"))), key, server=server,
+                   host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0)
     _say(settings, f"{settings.label} {_outline(document)}; {summary}")
 
 
@@ -264,7 +263,7 @@ def _outline(document: dict) -> str:
     return f"ping {document['ping']}, {listed}, {failures} values unread"
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.pass_obj
 def discover(settings: Settings):
     """Print the node's connections as Zabbix low-level discovery JSON.
@@ -272,11 +271,11 @@ def discover(settings: Settings):
     Uses GET 4.0/connections; when the node has no such endpoint, the connections listed in the
     configuration."""
     from .checks import discovery
-    rows = _check(settings, discovery)
+    rows = _run(settings, discovery)
     _say(settings, json.dumps(rows, ensure_ascii=True))
 
 
-@main.command()
+@main.command(cls=Unlabelled)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--scenario", type=click.Path(exists=True, dir_okay=False), help="Scenario JSON file "
@@ -286,12 +285,12 @@ def discover(settings: Settings):
 @click.option("--node", "node_name", default="default", show_default=True, help="Section name used by --write-config.")
 def simulate(host, port, scenario, write_config, node_name):
     """Run a simulated Exalate node until stopped (Ctrl-C)."""
-    from .simulator import Simulator, SimulatorServer, sample_scenario_path
+    from .simulation.simulator import Simulator, SimulatorServer, sample_scenario_path
 
     try:
         server = SimulatorServer(Simulator(scenario or sample_scenario_path()), host, port)
     except (OSError, ValueError) as exc:
-        _fail(None, f"cannot start the simulator: {exc}", 3)
+        raise ConfigError(f"cannot start the simulator: {exc}") from None
     if write_config:
         server.write_config(write_config, node_name)
         _say(None, f"configuration for it written to {write_config} (section [{node_name}])", err=True)
@@ -305,10 +304,10 @@ def simulate(host, port, scenario, write_config, node_name):
         server.server_close()
 
 
-@main.command()
+@main.command(cls=Unlabelled)
 def demo():
     """Start the simulator on a free loopback port and run discovery and every check against it."""
-    from .demo import run_demo
+    from .simulation.demo import run_demo
     _say(None, run_demo())
 
 
@@ -317,32 +316,31 @@ def agent():
     """Set up the Zabbix agent on this host for the checks, and see a key as the agent does."""
 
 
-@agent.command("userparameters")
+@agent.command("userparameters", cls=Unlabelled)
 def agent_userparameters():
     """Print the UserParameter file (for the agent's include directory)."""
-    from .template import userparameter_conf
+    from .zabbix.userparameters import userparameter_conf
     _say(None, userparameter_conf().rstrip("\n"))
 
 
-@agent.command("install")
+@agent.command("install", cls=Guarded)
 @click.option("--agent-config", metavar="PATH", help="The agent's configuration [default: every one of "
               + ", ".join(AGENT_CONFIGS) + " that exists].")
 @click.pass_obj
 def agent_install(settings: Settings, agent_config: Optional[str]):
     """Write the UserParameter file into each agent's include directory (from its Include line) and, if
     there is none, an example configuration (mode 0640, group zabbix) to edit. Run it as root."""
-    from .agent import executable_for_agent, install, installed_agents, with_executable
     from .config import config_path
-    from .template import userparameter_conf
+    from .zabbix.agent import executable_for_agent, install, with_executable
+    from .zabbix.agentconf import installed_agents
+    from .zabbix.userparameters import userparameter_conf
 
-    def act():
-        text = with_executable(userparameter_conf(), executable_for_agent(sys.argv[0]))
-        return install(installed_agents(agent_config), text, config_path(settings.config))
-    for line in _checked(settings, act):
+    text = with_executable(userparameter_conf(), executable_for_agent(sys.argv[0]))
+    for line in install(installed_agents(agent_config), text, config_path(settings.config)):
         _say(settings, line)
 
 
-@agent.command("check")
+@agent.command("check", cls=Guarded)
 @click.argument("key", required=False)
 @click.option("--agent-config", metavar="PATH", help="The agent's configuration [default: the first of "
               + ", ".join(AGENT_CONFIGS) + " that exists].")
@@ -352,21 +350,22 @@ def agent_check(settings: Settings, key: Optional[str], agent_config: Optional[s
     as its user, with its PATH and Timeout; print what the agent would store. Run it as root.
 
     Exits with the check's own status (0: the agent would store a value)."""
-    from .agent import installed_agents, run_as_agent
+    from .zabbix.agent import SHELL_CANNOT_EXECUTE, SHELL_NOT_FOUND, run_as_agent
+    from .zabbix.agentconf import installed_agents
     node = settings.node or "default"
     key = key or f"exalate.collect[{node},]"
     env = {"ZABBIX_EXALATE_CONFIG": settings.config} if settings.config else {}
-    seen = _checked(settings, lambda: run_as_agent(installed_agents(agent_config)[0], key, env))
+    seen = run_as_agent(installed_agents(agent_config)[0], key, env)
     _say(settings, f"{key} runs, as user {seen.user}: {seen.command}")
     if seen.timed_out:
-        _fail(settings, f"{key}: the agent would give up after its Timeout of {seen.timeout:g} s (\"Timeout while "
-              f"executing a shell script\"): raise Timeout or lower the check's timeout", 7)
+        raise CheckTimeout(f"{key}: the agent would give up after its Timeout of {seen.timeout:g} s (\"Timeout "
+                           f"while executing a shell script\"): raise Timeout or lower the check's timeout")
     _say(settings, f"after {seen.seconds:.2f} s (the agent's Timeout is {seen.timeout:g} s) it would store:")
     _say(settings, seen.output or "(nothing: the item would be unsupported)")
-    if seen.status in (126, 127):  # the shell's own statuses: the program was never run
+    if seen.status in (SHELL_CANNOT_EXECUTE, SHELL_NOT_FOUND):  # the program was never run
         _say(settings, f"exit {seen.status}: the user {seen.user} " + (
             "cannot execute the program (a venv under /root, or a Python it may not run? see docs/install.md)"
-            if seen.status == 126 else "finds no such program on the agent's PATH (see docs/install.md)"))
+            if seen.status == SHELL_CANNOT_EXECUTE else "finds no such program on the agent's PATH (see docs/install.md)"))
     sys.exit(seen.status)
 
 
@@ -376,30 +375,16 @@ def zabbix():
     ZABBIX_PASSWORD, else the [zabbix] section of the configuration file)."""
 
 
-def _zabbix_call(settings: Settings, action: Callable) -> str:
+def _zabbix(settings: Settings, action: Callable) -> str:
+    """action(api) on the logged-in Zabbix API of the configuration or the environment."""
     from .config import config_path, load_zabbix
-    from .zabbix_api import Zabbix
-    try:
-        found = load_zabbix(config_path(settings.config))
-        found.register(settings.masker)
-        return action(Zabbix(found, settings.masker))
-    except CheckError as exc:
-        _fail(settings, exc.message, exc.exit_code)
-    except Exception as exc:  # an answer pyzabbix or we did not expect: one line, no traceback
-        _fail(settings, _internal(exc), 1)
+    from .zabbix.frontend import Zabbix
+    found = load_zabbix(config_path(settings.config))
+    found.register(settings.masker)
+    return action(Zabbix(found, settings.masker))
 
 
-def _checked(settings: Settings, action: Callable):
-    """Run an action that is not a node check (send, agent), its failure as one line and its exit status."""
-    try:
-        return action()
-    except CheckError as exc:
-        _fail(settings, f"{settings.label} {exc.message}", exc.exit_code)
-    except Exception as exc:  # a bug of ours: still one line
-        _fail(settings, _internal(exc), 1)
-
-
-@zabbix.command("import-template")
+@zabbix.command("import-template", cls=Unlabelled)
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
 def import_template(settings: Settings, file: Optional[str]):
@@ -408,7 +393,8 @@ def import_template(settings: Settings, file: Optional[str]):
     The bundled templates go in the newest export format the server takes: 7.0's for Zabbix 7.0 and later
     (item timeouts, lost connections disabled before they are deleted), else 6.0's. Over the 6.0 ones, the 7.0
     ones update the same items, so hosts keep their history."""
-    from .template import TEMPLATE_NAMES, format_for, template_xml
+    from .zabbix.design import TEMPLATE_NAMES, format_for
+    from .zabbix.export import template_xml
     source = None
     if file:
         with open(file, encoding="utf-8") as handle:
@@ -422,10 +408,10 @@ def import_template(settings: Settings, file: Optional[str]):
             api.import_template(template_xml(name, fmt))
         names = ", ".join(f'"{name}"' for name in TEMPLATE_NAMES)
         return f"imported {names} ({fmt} format, for Zabbix {api.version})"
-    _say(settings, _zabbix_call(settings, run))
+    _say(settings, _zabbix(settings, run))
 
 
-@zabbix.command("add-host")
+@zabbix.command("add-host", cls=Unlabelled)
 @click.argument("hostname")
 @click.option("--agent-address", default="127.0.0.1", show_default=True, help="IP address or DNS name of its agent.")
 @click.option("--agent-port", default=10050, show_default=True, type=click.IntRange(1, 65535))
@@ -437,11 +423,11 @@ def import_template(settings: Settings, file: Optional[str]):
 @click.pass_obj
 def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name):
     """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
-    from .template import DEFAULT_TEMPLATE, TEMPLATE_NAMES  # here: the template module is slow to import
+    from .zabbix.design import DEFAULT_TEMPLATE, TEMPLATE_NAMES
     template_name = template_name or DEFAULT_TEMPLATE
     if template_name not in TEMPLATE_NAMES:
         raise click.BadParameter(f"{template_name!r} is not one of {', '.join(map(repr, TEMPLATE_NAMES))}",
                                  param_hint="--template")
     node = node_name or settings.node or "default"
-    _say(settings, _zabbix_call(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
+    _say(settings, _zabbix(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
                                                                    template_name)))

@@ -1,17 +1,16 @@
 """Reads a whole node in one run: every endpoint once, over a few kept-alive connections, within one deadline."""
-import queue
 import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from .client import Deadline, Node
+from .checks import node_reads, ping_field
 from .errors import CheckError
-from .metrics import CONNECTION_METRICS, NODE_METRICS
-from .names import key_form
+from .exalate.api import Node
+from .metrics import CONNECTION_METRICS, CONNECTIONS_FIELD as CONNECTIONS, NODE_METRICS
+from .runtime import Pool
 
-CONNECTIONS = "connections"
 # The document's fields in the order it prints them.
-NODE_ORDER = ("ping", "response_time") + tuple(m.command for m in NODE_METRICS) + (CONNECTIONS,)
+NODE_ORDER = ("ping", "response_time") + tuple(m.field_name for m in NODE_METRICS) + (CONNECTIONS,)
 CONNECTION_ORDER = ("name", "key", "id", "status", "remote") + tuple(m.field_name for m in CONNECTION_METRICS)
 
 
@@ -76,16 +75,18 @@ def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.
     node's own), then the node's totals, its connection list and each connection's queues, max_connections
     requests at a time. Returns when all are read or the node's deadline has passed, whichever is first."""
     found = Collection(node.deadline.seconds)
-    pool = _Pool(max_connections, found)
-    reads: Dict[str, Callable[[], object]] = {m.command: (lambda m=m: node.value(m)) for m in NODE_METRICS}
-    reads[CONNECTIONS] = node.connections
-    ping_field = CONNECTIONS if node.cfg.ping_check == "discover" else node.cfg.ping_check
+    workers = Pool(max_connections)
+    reads = node_reads(node)
+    ping = ping_field(node)
+
+    def submit(task: Callable[[], None]) -> None:
+        workers.submit(lambda: found.closed or task())  # once the run is closed, nothing more is asked
 
     def read_node(field: str) -> Callable[[], None]:
         def run() -> None:
             started = clock()
             value = found.record(found.node, field, reads[field])
-            if field == ping_field:
+            if field == ping:
                 with found.lock:
                     if not found.closed:
                         found.node.values["ping"] = 0 if value is None else 1
@@ -94,11 +95,11 @@ def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.
             if field == CONNECTIONS and value is not None:
                 for entry in found_connections(value):
                     for metric in CONNECTION_METRICS:
-                        pool.submit(read_queue(entry, metric))
+                        submit(read_queue(entry, metric))
         return run
 
     def found_connections(listed: List[dict]) -> List[_Entry]:
-        entries = [_Entry(_connection_values(c)) for c in listed]
+        entries = [_Entry(dict(c)) for c in listed]
         with found.lock:
             if found.closed:
                 return []
@@ -109,25 +110,17 @@ def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.
         name = entry.values["name"]
         return lambda: found.record(entry, metric.field_name, lambda: node.value(metric, name))
 
-    pool.submit(read_node(ping_field))
-    if pool.wait(node.deadline):
+    submit(read_node(ping))
+    if workers.wait(node.deadline):
         for field in reads:
-            if field != ping_field:
-                pool.submit(read_node(field))
-        pool.wait(node.deadline)
-    _close(found, list(reads), ping_field)
+            if field != ping:
+                submit(read_node(field))
+        workers.wait(node.deadline)
+    _close(found, list(reads), ping)
     return found
 
 
-def _connection_values(listed: dict) -> dict:
-    values = {"name": listed["name"], "key": key_form(listed["name"]), "id": listed["id"],
-              "status": listed["status"] if isinstance(listed["status"], str) else "UNKNOWN"}
-    if isinstance(listed.get("remote"), str) and listed["remote"]:
-        values["remote"] = listed["remote"]
-    return values
-
-
-def _close(found: Collection, fields: List[str], ping_field: str) -> None:
+def _close(found: Collection, fields: List[str], ping: str) -> None:
     """Make the result final: whatever is still missing ran out of time, and ping says why it is 0."""
     late = f"no complete answer within the timeout of {found.seconds:g} s"
     with found.lock:
@@ -139,52 +132,8 @@ def _close(found: Collection, fields: List[str], ping_field: str) -> None:
                 node.failures[field] = late
         if node.values.get("ping") != 1:
             node.values["ping"] = 0
-            node.failures["ping"] = node.failures["response_time"] = node.failures.get(ping_field, late)
+            node.failures["ping"] = node.failures["response_time"] = node.failures.get(ping, late)
         for entry in found.connections or ():
             for metric in CONNECTION_METRICS:
                 if metric.field_name not in entry.values and metric.field_name not in entry.failures:
                     entry.failures[metric.field_name] = late
-
-
-class _Pool:
-    """Daemon worker threads: at the deadline the run reports and ends, whatever a worker still waits on."""
-
-    def __init__(self, size: int, found: Collection):
-        self.size = max(1, size)
-        self.found = found
-        self.tasks: "queue.Queue[Callable[[], None]]" = queue.Queue()
-        self.pending = 0
-        self.changed = threading.Condition(threading.Lock())
-        self.threads: List[threading.Thread] = []
-
-    def submit(self, task: Callable[[], None]) -> None:
-        worker = None
-        with self.changed:
-            self.pending += 1
-            if len(self.threads) < min(self.size, self.pending):
-                worker = threading.Thread(target=self._work, name="exalate-collect", daemon=True)
-                self.threads.append(worker)
-        self.tasks.put(task)
-        if worker:
-            worker.start()
-
-    def _work(self) -> None:
-        while True:
-            task = self.tasks.get()
-            try:
-                if not self.found.closed:
-                    task()
-            finally:
-                with self.changed:
-                    self.pending -= 1
-                    self.changed.notify_all()
-
-    def wait(self, deadline: Deadline) -> bool:
-        """Wait until every submitted task has ended; False when the deadline came first."""
-        with self.changed:
-            while self.pending:
-                left = deadline.end - deadline.clock()
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-            return True

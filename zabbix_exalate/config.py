@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .names import printable
+from .errors import ConfigError, printable
 
 DEFAULT_PATH = "/etc/zabbix/zabbix_exalate.conf"
 ENV_VAR = "ZABBIX_EXALATE_CONFIG"
@@ -18,7 +17,7 @@ DEFAULT_TIMEOUT = 2.5  # below the Zabbix agent's default Timeout of 3 s
 DEFAULT_MAX_CONNECTIONS = 4  # collect's requests in flight at once: the node serves its users too
 ZABBIX_SECTION = "zabbix"
 MAX_FILE_BYTES = 1 << 20  # a configuration is a few KB: anything larger is the wrong file
-MAX_TIMEOUT = 3600.0
+MAX_TIMEOUT = 3600.0  # seconds: the most --timeout and timeout take (an hour: far past any agent or poller)
 MAX_JWT_TTL = 86400.0
 
 SECRET_KEYS = ("jwt_secret", "token", "login_password", "password", "monitor_password")
@@ -293,19 +292,26 @@ def _convert(key: str, raw: str, where: str):
         # One name a line: names may contain commas.
         return [line.strip() for line in raw.splitlines() if line.strip()]
     if key == "ping_check":
-        from .metrics import NODE_METRICS
-        allowed = [m.command for m in NODE_METRICS] + ["discover"]
+        from .metrics import NODE_METRICS, PING_DISCOVER
+        allowed = [m.command for m in NODE_METRICS] + [PING_DISCOVER]
         if raw not in allowed:
             raise ConfigError(f"ping_check in {where} must be one of {', '.join(allowed)}, not {raw!r}")
     return raw
 
 
-def positive_seconds(raw: str, key: str, where: str, most: float) -> float:
+def seconds(raw: str, most: float = MAX_TIMEOUT) -> Optional[float]:
+    """raw as a number of seconds above 0 and up to most; None when it is not one. The one reader of seconds,
+    for the command line and the file alike."""
     try:
         value = float(raw)
     except ValueError:
-        value = float("nan")
-    if not 0 < value <= most:  # NaN fails this too
+        return None
+    return value if 0 < value <= most else None  # NaN fails this too
+
+
+def positive_seconds(raw: str, key: str, where: str, most: float) -> float:
+    value = seconds(raw, most)
+    if value is None:
         raise ConfigError(f"{key} in {where} must be a positive number of seconds up to {most:g}, not "
                           f"{printable(raw[:20])!r}")
     return value

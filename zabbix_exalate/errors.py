@@ -1,11 +1,21 @@
-"""The failures a check can end in, each with its documented exit status."""
-from .names import printable
+"""The failures a command can end in, each with its documented exit status: the only place they are numbered."""
+
+# The statuses that are not one of the failures below.
+SUCCESS = 0
+INTERNAL = 1      # a bug of ours
+USAGE = 2         # click's own for an unknown command or option
+INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
+
+
+def printable(text: str) -> str:
+    """The text fit for a one-line message: control characters shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class CheckError(Exception):
     """The check cannot tell: the message says why, in words for the operator."""
 
-    exit_code = 1
+    exit_code = INTERNAL
     label = "failed"
 
     def __init__(self, message: str):
@@ -56,9 +66,9 @@ class ZabbixAPIError(CheckError):
 
 # Exit statuses in one table, for --help and the docs (and a test that keeps them true).
 EXIT_CODES = {
-    0: "success: the value is on stdout",
-    1: "internal error (a bug: please report it with the message)",
-    2: "usage error (unknown command or option)",
+    SUCCESS: "success: the value is on stdout",
+    INTERNAL: "internal error (a bug: please report it with the message)",
+    USAGE: "usage error (unknown command or option)",
     **{cls.exit_code: cls.label for cls in (ConfigError, AuthError, ConnectionNotFound, ServerError,
                                              CheckTimeout, Unreachable, BadResponse, ZabbixAPIError)},
 }

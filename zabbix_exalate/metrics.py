@@ -1,11 +1,27 @@
-"""The one list of what zabbix-exalate measures: each check's command, endpoint and Zabbix key."""
+"""The one list of what zabbix-exalate measures, and every fact about each value: its command, endpoint, field of
+the document, Zabbix key, triggers and `status` column."""
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
+
+API_ROOT = "/rest/issuehub/"  # every endpoint's path is under {url}/rest/issuehub/
 
 # Which credentials and base URL a request uses (see auth.py).
 MONITOR = "monitor"    # the customer monitor, 4.0/cmonitor (may live on monitor_url)
 QUEUE = "queue"        # the node's 4.0 API (Jira basic auth or the JWT)
 RELATION = "relation"  # the 2.4 per-connection API (the JWT, else basic auth)
+
+# The kinds of trigger the templates give a metric (zabbix/content.py builds them).
+ERRORS_REPORTED = "errors reported"  # the node's error count stands above a threshold
+BACKLOG = "backlog"                  # a connection's queue stands high, or its reads stop (removed connection)
+FAILED = "failed"                    # a connection holds failed syncs
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """The triggers a metric gets in the templates, and what they need to say."""
+    kind: str        # ERRORS_REPORTED, BACKLOG or FAILED
+    limit: str = ""  # FAILED: the macro holding how many failures a connection may hold
+    noun: str = ""   # FAILED: what failed, in the trigger's name ("attachment syncs")
 
 
 @dataclass(frozen=True)
@@ -17,6 +33,9 @@ class Metric:
     title: str                   # what the number is, in the operator's words
     description: str             # what it means when it grows (the template's item description)
     reason_field: Optional[str] = None  # for --reason: which field of each element holds it
+    alarm: Optional[Alarm] = None       # its triggers in the templates
+    component: str = "queue"            # its component tag in the templates
+    column: Tuple[str, str] = ("", "")  # a connection's queue: its two header lines in `status`
 
     @property
     def per_connection(self) -> bool:
@@ -37,7 +56,8 @@ METRICS = (
     Metric("errors", "4.0/cmonitor", MONITOR, "numErrors",
            "Errors reported by the customer monitor",
            "Errors the node reports (numErrors of the customer monitor). Each one holds up the issues it "
-           "concerns until someone resolves it in the Exalate console (Errors tab)."),
+           "concerns until someone resolves it in the Exalate console (Errors tab).",
+           alarm=Alarm(ERRORS_REPORTED), component="errors"),
     Metric("outgoing", "4.0/syncevents?limit=0", QUEUE, "total",
            "Outgoing sync transactions queued",
            "Sync events of all connections waiting to be sent to the other side. It grows when a remote "
@@ -49,24 +69,29 @@ METRICS = (
     Metric("sync-requests", "2.4/relations/{connection}/syncevents/syncrequests", RELATION, None,
            "Sync requests ready to be received",
            "Changes of this connection waiting for the other side to fetch them: the connection's backlog. "
-           "A queue that stays high means the other side has stopped picking changes up."),
+           "A queue that stays high means the other side has stopped picking changes up.",
+           alarm=Alarm(BACKLOG), column=("to send", "syncs")),
     Metric("blob-requests", "2.4/relations/{connection}/syncevents/blobrequests", RELATION, None,
            "Attachment requests ready to be received",
-           "Attachments of this connection waiting for the other side to fetch them."),
+           "Attachments of this connection waiting for the other side to fetch them.", column=("to send", "files")),
     Metric("sync-responses", "2.4/relations/{connection}/syncrequests/syncresponses", RELATION, None,
            "Responses to submitted sync requests",
-           "Answers from the other side to the changes this node sent, not yet processed here."),
+           "Answers from the other side to the changes this node sent, not yet processed here.",
+           column=("answers", "syncs")),
     Metric("blob-responses", "2.4/relations/{connection}/syncrequests/blobresponses", RELATION, None,
            "Responses to submitted attachment requests",
-           "Answers from the other side to the attachments this node sent, not yet processed here."),
+           "Answers from the other side to the attachments this node sent, not yet processed here.",
+           column=("answers", "files")),
     Metric("error-responses", "2.4/relations/{connection}/syncrequests/errorresponses", RELATION, None,
            "Failed sync requests",
            "Changes the other side failed to apply (errorReason, message): those issues stay out of sync "
-           "until the error is resolved.", reason_field="errorReason"),
+           "until the error is resolved.", reason_field="errorReason",
+           alarm=Alarm(FAILED, "{$EXALATE.FAILED.MAX.WARN}", "syncs"), column=("failed", "syncs")),
     Metric("blob-error-responses", "2.4/relations/{connection}/syncrequests/bloberrorresponses", RELATION, None,
            "Failed attachment syncs",
            "Attachments the other side failed to store (blobErrorReason, e.g. CHECKSUM_MISMATCH).",
-           reason_field="blobErrorReason"),
+           reason_field="blobErrorReason",
+           alarm=Alarm(FAILED, "{$EXALATE.BLOB.FAILED.MAX.WARN}", "attachment syncs"), column=("failed", "files")),
 )
 
 BY_COMMAND = {m.command: m for m in METRICS}
@@ -81,9 +106,14 @@ RESPONSE_TIME_KEY = "exalate.response_time"  # seconds the ping request took
 CONNECTION_COUNT_KEY = "exalate.connections"
 STATUS_KEY = "exalate.status"                # per connection, a code from CONNECTION_STATUSES
 
+# The document's field holding the connection list, and the ping_check that makes reading it the ping.
+CONNECTIONS_FIELD = "connections"
+PING_DISCOVER = "discover"
+
 # Connection statuses as the node reports them, and the number the templates store for each.
 # CONFIGURED: named in the configuration file, the node does not list it; 0: any other status.
-CONNECTION_STATUSES = (("ACTIVE", 1), ("DEACTIVATED", 2), ("ERROR", 3), ("PENDING", 4), ("CONFIGURED", 5))
+CONFIGURED = "CONFIGURED"
+CONNECTION_STATUSES = (("ACTIVE", 1), ("DEACTIVATED", 2), ("ERROR", 3), ("PENDING", 4), (CONFIGURED, 5))
 OTHER_STATUS = 0
 CONNECTIONS_PATH = "4.0/connections"
 AUTHENTICATE_PATH = "4.0/authenticate"

@@ -5,12 +5,6 @@ from typing import List
 from .metrics import CONNECTION_METRICS, NODE_METRICS
 
 WIDTH = 80
-# Two header lines per queue column: what the queue holds, in the words of Exalate's Sync Queue.
-QUEUE_HEADERS = {
-    "sync_requests": ("to send", "syncs"), "blob_requests": ("to send", "files"),
-    "sync_responses": ("answers", "syncs"), "blob_responses": ("answers", "files"),
-    "error_responses": ("failed", "syncs"), "blob_error_responses": ("failed", "files"),
-}
 UNREAD = "?"
 
 
@@ -36,16 +30,18 @@ def _headline(doc: dict, node: str) -> str:
 
 
 def _figures(doc: dict) -> str:
-    shown = [(m.command, doc.get(m.command, UNREAD)) for m in NODE_METRICS]
+    shown = [(m.command, doc.get(m.field_name, UNREAD)) for m in NODE_METRICS]
     connections = doc.get("connections")
     shown.append(("connections", UNREAD if connections is None else len(connections)))
     return "  " + "   ".join(f"{name} {value}" for name, value in shown)
 
 
 def _table(connections: List[dict]) -> List[str]:
+    # Two header lines per queue column: what the queue holds, in the words of Exalate's Sync Queue.
     fields = [m.field_name for m in CONNECTION_METRICS]
+    headers = [m.column for m in CONNECTION_METRICS]
     rows = [(c["name"], c.get("status", ""), *(str(c.get(f, UNREAD)) for f in fields)) for c in connections]
-    widths = [max(len(QUEUE_HEADERS[f][1]), *(len(r[2 + i]) for r in rows)) for i, f in enumerate(fields)]
+    widths = [max(len(headers[i][1]), *(len(r[2 + i]) for r in rows)) for i in range(len(fields))]
     status_width = max(len("status"), *(len(r[1]) for r in rows))
     room = WIDTH - 2 - (status_width + 2) - sum(w + 2 for w in widths)
     name_width = max(10, min(room, max(len("connection"), *(len(r[0]) for r in rows))))
@@ -59,8 +55,8 @@ def _table(connections: List[dict]) -> List[str]:
     groups = "  " + " " * (name_width + 2 + status_width)
     for i in range(0, len(fields), 2):
         span = widths[i] + 2 + widths[i + 1]
-        groups += "  " + QUEUE_HEADERS[fields[i]][0].center(span)
-    return [groups.rstrip(), line("connection", "status", [QUEUE_HEADERS[f][1] for f in fields])] + \
+        groups += "  " + headers[i][0].center(span)
+    return [groups.rstrip(), line("connection", "status", [h[1] for h in headers])] + \
         [line(r[0], r[1], r[2:]) for r in rows]
 
 

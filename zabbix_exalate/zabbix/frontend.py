@@ -1,9 +1,9 @@
 """Sets Zabbix up through its API: imports the template and creates or updates a monitored host."""
 import re
 
-from .config import ZabbixSettings
-from .errors import AuthError, Unreachable, ZabbixAPIError
-from .names import printable
+from ..config import ZabbixSettings
+from ..errors import AuthError, Unreachable, ZabbixAPIError, printable
+from ..httperrors import request_failure
 
 NODE_MACRO = "{$EXALATE.NODE}"
 AGENT_INTERFACE = 1
@@ -57,12 +57,10 @@ class Zabbix:
         except requests.exceptions.HTTPError as exc:
             raise ZabbixAPIError(f"Zabbix API at {self.settings.url} answered HTTP {exc.response.status_code}: "
                                  f"is this the frontend's URL?") from None
-        except requests.exceptions.Timeout:
-            raise Unreachable(f"Zabbix API at {self.settings.url} did not answer within "
-                              f"{self.settings.timeout:g} s") from None
-        except requests.exceptions.RequestException:
-            raise Unreachable(f"cannot reach the Zabbix API at {self.settings.url}: check ZABBIX_URL and that "
-                              f"the frontend is up") from None
+        except requests.exceptions.RequestException as exc:
+            reason = request_failure(exc, self.settings.url, self.settings.timeout, "", "the Zabbix frontend",
+                                     self.settings.source).message
+            raise Unreachable(f"cannot reach the Zabbix API at {self.settings.url}: {reason}") from None
 
     def import_template(self, source: str) -> str:
         """Import (create or update) a template export; importing the same file twice changes nothing.

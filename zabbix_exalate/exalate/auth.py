@@ -9,9 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
-from .config import NodeConfig
-from .metrics import MONITOR, QUEUE
+from ..config import NodeConfig
+from ..errors import AuthError, BadResponse
+from ..masking import Masker
+from ..metrics import API_ROOT, AUTHENTICATE_PATH, MONITOR, QUEUE
+from ..httperrors import show
+from .transport import Transport, text
 
+MINTED, LOGIN = "minted", "login"  # the two kinds of cached token
 RENEW_BEFORE = 30         # seconds: renew a cached token this long before it expires
 MILLISECONDS_FROM = 10 ** 11  # an exp above this is in milliseconds (year 5138 in seconds)
 
@@ -122,14 +127,14 @@ def _private_dir(directory: str) -> bool:
 
 
 class Authenticator:
-    """Chooses the credential for each API and obtains JWTs; `login` does the HTTP for 4.0/authenticate."""
+    """Chooses the credential for each API, and obtains the run's one JWT: minted, or from logging in."""
 
-    def __init__(self, cfg: NodeConfig, cache: TokenCache, login: Callable[[NodeConfig], str],
-                 clock: Callable[[], float] = time.time, masker=None):
-        self.masker = masker
+    def __init__(self, cfg: NodeConfig, cache: TokenCache, transport: Transport, masker: Masker,
+                 clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.cache = cache
-        self.login = login
+        self.transport = transport
+        self.masker = masker
         self.clock = clock
         # One token per run, shared by the threads of `collect`: the lock makes them wait for the first
         # to mint or log in rather than each logging in.
@@ -146,9 +151,11 @@ class Authenticator:
         if cfg.token:
             return self._jwt(cfg.token, "the token from the token key")
         if cfg.jwt_secret:
-            return self._jwt(self._minted(), f"a JWT signed with jwt_secret for user {cfg.jwt_user!r}", True)
+            return self._jwt(self._obtained(MINTED, self._mint),
+                             f"a JWT signed with jwt_secret for user {cfg.jwt_user!r}", True)
         if cfg.login_password:
-            return self._jwt(self._logged_in(), f"a JWT from logging in as {cfg.login_user!r} (login_password)", True)
+            return self._jwt(self._obtained(LOGIN, lambda: log_in(self.transport, cfg)),
+                             f"a JWT from logging in as {cfg.login_user!r} (login_password)", True)
         return self._basic(cfg.monitor_user, cfg.monitor_password, "monitor_user/monitor_password")
 
     def forget(self, refused: Credential) -> None:
@@ -157,8 +164,8 @@ class Authenticator:
             if self._token is not None and refused.headers.get(self.cfg.jwt_header) != self._token:
                 return
             self._token = None
-            self.cache.drop("minted", self._identity())
-            self.cache.drop("login", self._identity())
+            for kind in (MINTED, LOGIN):
+                self.cache.drop(kind, self._identity())
 
     def _basic(self, user, password, keys) -> Credential:
         return Credential(f"basic auth as {user!r} ({keys} in [{self.cfg.name}])", {}, (user, password))
@@ -174,38 +181,58 @@ class Authenticator:
         return json.dumps([cfg.url, cfg.jwt_user, cfg.jwt_issuer, cfg.jwt_exp_unit, cfg.jwt_claims,
                            cfg.login_user, secret], sort_keys=True)
 
-    def _minted(self) -> str:
+    def _obtained(self, kind: str, fresh: Callable[[], str]) -> str:
+        """The run's token: from the cache, else a fresh one (kept in the cache until it expires)."""
         with self._lock:
             if not self._token:
-                self._token = self.cache.get("minted", self._identity()) or self._mint()
-                self._secret(self._token)
+                token = self.cache.get(kind, self._identity())
+                if not token:
+                    token = fresh()
+                    expires = token_expiry(token) or self.clock() + self.cfg.jwt_ttl
+                    self.cache.put(kind, self._identity(), token, expires)
+                self.masker.add(token)  # the one place a token becomes known as a secret
+                self._token = token
             return self._token
 
     def _mint(self) -> str:
         import jwt  # only when minting: importing pyjwt costs as much as a whole check
-        now = self.clock()
-        expires = now + self.cfg.jwt_ttl
+        expires = self.clock() + self.cfg.jwt_ttl
         scale = 1000 if self.cfg.jwt_exp_unit == "milliseconds" else 1
         # The claims seen in Exalate's tokens; no iat, whose unit would be as uncertain as exp's.
         claims = {"iss": self.cfg.jwt_issuer, "user": self.cfg.jwt_user, "exp": int(expires * scale),
                   **self.cfg.jwt_claims}
-        token = jwt.encode(claims, self.cfg.jwt_secret, algorithm="HS256")
-        self.cache.put("minted", self._identity(), token, expires)
-        return token
+        return jwt.encode(claims, self.cfg.jwt_secret, algorithm="HS256")
 
-    def _logged_in(self) -> str:
-        with self._lock:
-            if not self._token:
-                self._token = self.cache.get("login", self._identity()) or self._log_in()
-                self._secret(self._token)
-            return self._token
 
-    def _secret(self, token: str) -> None:
-        if self.masker:
-            self.masker.add(token)
+def log_in(transport: Transport, cfg: NodeConfig) -> str:
+    """A JWT from 4.0/authenticate with login_user and login_password."""
+    url = cfg.url + API_ROOT + AUTHENTICATE_PATH
+    credential = Credential(f"login_password in [{cfg.name}]", {})
+    body = {"authProtocol": "basic", "user": cfg.login_user, "password": cfg.login_password}
+    with transport.send("POST", url, credential, json=body) as response:
+        if response.status_code in (401, 403):
+            raise AuthError(f"logging in at {show(url)} failed (HTTP {response.status_code}): "
+                            f"check login_user and login_password in [{cfg.name}]")
+        transport.raise_for_status(response, url, credential)
+        answer = text(response)  # read even when the header has the token: the connection is reused
+        token = response.headers.get("X-Exalate-Jwt") or _token_in(answer)
+    if not token:
+        raise BadResponse(f"logging in at {show(url)} returned no token (neither an X-Exalate-Jwt "
+                          f"header nor a token in the body)")
+    if not is_jwt(token):
+        # Never cached: a token no request can carry would fail every check until it expired.
+        raise BadResponse(f"logging in at {show(url)} returned a token that is not a JWT (characters "
+                          f"a header cannot carry, or not three base64url parts): report it to the node's admin")
+    return token
 
-    def _log_in(self) -> str:
-        token = self.login(self.cfg)
-        expires = token_expiry(token) or self.clock() + self.cfg.jwt_ttl
-        self.cache.put("login", self._identity(), token, expires)
-        return token
+
+def _token_in(answer: str) -> Optional[str]:
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = answer
+    if isinstance(data, dict):
+        data = next((data[k] for k in ("token", "jwt", "accessToken", "access_token") if isinstance(data.get(k), str)), None)
+    if isinstance(data, str) and data.count(".") == 2 and " " not in data:
+        return data
+    return None

@@ -4,10 +4,9 @@ import os
 import socket
 from typing import Optional
 
-from .errors import CheckTimeout, ConfigError, Unreachable, ZabbixAPIError
+from ..errors import CheckTimeout, ConfigError, Unreachable, ZabbixAPIError
+from .agentconf import AGENT_CONFIGS, read_agent
 
-# Where Debian's and upstream's packages put the agents' configuration files.
-AGENT_CONFIGS = ("/etc/zabbix/zabbix_agentd.conf", "/etc/zabbix/zabbix_agent2.conf")
 DEFAULT_PORT = 10051
 
 
@@ -75,7 +74,6 @@ def _sender(Sender, server: Optional[str], agent_config: Optional[str], timeout:
 
 def _hostname(path: str) -> Optional[str]:
     """Hostname from the agent's configuration, when --server replaces its ServerActive."""
-    from .agent import read_agent
     try:
         return read_agent(path).first("Hostname") or None
     except ConfigError:

@@ -7,16 +7,13 @@ import secrets
 import threading
 import time
 import warnings
-from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, List, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .metrics import AUTHENTICATE_PATH, BY_COMMAND, CONNECTION_METRICS, CONNECTIONS_PATH, MONITOR
+from ..metrics import API_ROOT, AUTHENTICATE_PATH, BY_COMMAND, CONNECTION_METRICS, CONNECTIONS_PATH, MONITOR
 
-API_ROOT = "/rest/issuehub/"
 QUEUE_NAMES = tuple(m.command for m in CONNECTION_METRICS)
 NOT_FOUND_TEXT = "Connection `{}` not found. Seems like it was removed on the Destination side."
 LOGIN_PAGE = (b"<!DOCTYPE html><html><head><title>Log in - Jira</title></head><body>"
@@ -52,8 +49,6 @@ class Simulator:
         self.path = scenario if isinstance(scenario, str) else None
         self._mtime = None
         self.scenario = {} if self.path else _validated(scenario)
-        self.requests: deque = deque(maxlen=10000)  # (method, raw path, credential kind), for tests
-        self.logins = 0
         self._fault_uses: dict = {}
         self._login_secret = secrets.token_urlsafe(32)
         self._reload()
@@ -99,9 +94,7 @@ class Simulator:
             return Reply.of(404, {"message": "not an Exalate REST path"})
         rest = split.path[marker + len(API_ROOT):]
         query = parse_qs(split.query)
-        api = MONITOR if rest == BY_COMMAND["errors"].path else "node"
-        kind = self._credential_kind(api, headers)
-        self.requests.append((method, raw_path, kind))
+        kind = self.credential_kind(rest, headers)
         fault = self._fault(unquote(rest))
         if fault and fault.get("delay"):
             time.sleep(float(fault["delay"]))
@@ -150,7 +143,9 @@ class Simulator:
                 return _queue_reply(found, queue)
         return Reply.of(404, {"message": f"no such endpoint: {rest}"})
 
-    def _credential_kind(self, api: str, headers) -> str:
+    def credential_kind(self, rest: str, headers) -> str:
+        """How the request to rest (the path under API_ROOT) authenticated: jwt, basic, wrong or none."""
+        api = MONITOR if rest == BY_COMMAND["errors"].path else "node"
         creds = self.scenario.get("credentials", {})
         header = headers.get(creds.get("jwt_header", "X-exalate-jwt"))
         if header:
@@ -194,8 +189,6 @@ class Simulator:
         if not wanted or not isinstance(sent, dict) or sent.get("password") != wanted \
                 or sent.get("user", "") != creds.get("login_user", ""):
             return Reply.of(401, {"message": "Incorrect credentials"})
-        with self._lock:
-            self.logins += 1
         now = time.time()
         token = jwt.encode({"iss": creds.get("jwt_issuer", "EXALATE"), "user": sent.get("user", ""),
                             "iat": int(now), "exp": int(now + float(creds.get("token_ttl", 600)))},
@@ -336,8 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, 1 << 20)) if length else b""
-        with self.server.busy():
-            self._reply(self.server.simulator.handle(method, self.path, self.headers, body))
+        self._reply(self.server.simulator.handle(method, self.path, self.headers, body))
 
     def _reply(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -367,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (its timeout): nothing to do
 
     def log_message(self, format, *args):  # noqa: A002 - the signature is the base class's
-        pass  # requests are recorded in Simulator.requests; a console log would drown the demo
+        pass  # a console log would drown the demo
 
 
 class SimulatorServer(ThreadingHTTPServer):
@@ -378,15 +370,11 @@ class SimulatorServer(ThreadingHTTPServer):
     # checks, clients opening their pools together) waits a second for a SYN to be sent again.
     request_queue_size = 128
 
+    handler = _Handler
+
     def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0):
         self.simulator = simulator
-        super().__init__((host, port), _Handler)
-        self.errors: list = []  # exceptions while answering, for tests to look at
-        # For tests of clients that keep connections alive and limit how many requests they have open.
-        self.connections = 0     # connections accepted
-        self.in_flight = 0       # requests being answered now
-        self.peak_in_flight = 0  # the most at once
-        self._count_lock = threading.Lock()
+        super().__init__((host, port), self.handler)
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -394,27 +382,10 @@ class SimulatorServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def process_request(self, request, client_address):
-        with self._count_lock:
-            self.connections += 1
-        super().process_request(request, client_address)
-
-    @contextmanager
-    def busy(self):
-        with self._count_lock:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            yield
-        finally:
-            with self._count_lock:
-                self.in_flight -= 1
-
     def handle_error(self, request, client_address):
         # A client that hangs up early (its own timeout) is normal here; the base class would print a
         # traceback on stderr, in the middle of whatever the process is showing.
-        import sys
-        self.errors.append(repr(sys.exc_info()[1]))
+        pass
 
     def start(self) -> "SimulatorServer":
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="exalate-simulator",

@@ -1,10 +1,10 @@
 """Reads numbers out of JSON bodies as they stream in, never holding a whole body in memory."""
 from decimal import Decimal
-from typing import BinaryIO, Dict, List, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 import ijson  # yajl's C parser: validates and streams multi-gigabyte bodies at parser speed
 
-from .errors import BadResponse
+from ..errors import BadResponse
 
 MAX_COUNT = 2 ** 64 - 1  # what a Zabbix unsigned numeric item stores
 MAX_DEPTH = 64           # Exalate's answers are a few levels deep; a deeper body is hostile or broken
@@ -29,7 +29,6 @@ def _not_json(body, what: str, exc: Exception) -> BadResponse:
 def count_elements(body: BinaryIO, what: str, reason_field: Optional[str] = None,
                    reason: Optional[str] = None) -> int:
     """The number of elements of the JSON array in body (those whose reason_field equals reason, if given)."""
-    depth = 0
     count = 0
     key = None
     events = _events(body, what)

@@ -1,4 +1,4 @@
-"""The Zabbix agent's side of a host: where it reads UserParameters, installing ours, running a key as it would."""
+"""The Zabbix agent's side of a host: installing our UserParameters, and running a key as the agent would."""
 import glob
 import os
 import pwd
@@ -10,68 +10,22 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
-from .errors import ConfigError
-from .names import printable
-from .send import AGENT_CONFIGS
+from ..errors import ConfigError, printable
+from .agentconf import Agent, read_agent
 
-# Each agent's configuration (send.AGENT_CONFIGS) and the service that runs it.
-AGENTS = tuple(zip(AGENT_CONFIGS, ("zabbix-agent", "zabbix-agent2")))
 USERPARAMETER_NAME = "userparameter_exalate.conf"
 EXAMPLE_CONFIG = "zabbix_exalate.conf.example"
 # PATH of a service started by systemd (and of the agent's commands): no /root, no venv.
 AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The shell's own exit statuses: the program was found but could not be run, or was not found at all.
+SHELL_CANNOT_EXECUTE = 126
+SHELL_NOT_FOUND = 127
 # Characters the agent refuses in a key's parameters unless UnsafeUserParameters=1.
 UNSAFE = set("\\'\"`*?[]{}~$!&;()<>|#@\n")
 
 
-@dataclass
-class Agent:
-    """One agent's configuration file, as far as our UserParameters are concerned."""
-    config: str
-    service: str
-    values: Dict[str, List[str]]  # every KEY=value line, in order, Include files not followed
-
-    def first(self, key: str, default: str = "") -> str:
-        return (self.values.get(key) or [default])[-1]  # the agent takes the last one
-
-    def include_dir(self) -> str:
-        """The directory of the first Include line: where our UserParameter file goes."""
-        for pattern in self.values.get("Include", []):
-            path = os.path.join(os.path.dirname(self.config), pattern)
-            directory = os.path.dirname(path) if any(c in os.path.basename(path) for c in "*?[") else path
-            if os.path.isdir(directory):
-                return os.path.normpath(directory)
-        raise ConfigError(f"{self.config} has no Include line naming an existing directory: add one, e.g. "
-                          f"Include={os.path.dirname(self.config)}/{os.path.basename(self.config)}.d/*.conf")
-
-
-def read_agent(path: str, service: str = "") -> Agent:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the agent configuration {path}: {exc.strerror}") from None
-    values: Dict[str, List[str]] = {}
-    for line in lines:
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            values.setdefault(key.strip(), []).append(value.strip())
-    service = service or ("zabbix-agent2" if "agent2" in os.path.basename(path) else "zabbix-agent")
-    return Agent(path, service, values)
-
-
-def installed_agents(explicit: Optional[str] = None) -> List[Agent]:
-    if explicit:
-        return [read_agent(explicit)]
-    found = [read_agent(path, service) for path, service in AGENTS if os.path.exists(path)]
-    if not found:
-        raise ConfigError(f"no Zabbix agent configuration found ({' or '.join(p for p, _ in AGENTS)}): install "
-                          f"zabbix-agent or zabbix-agent2, or name the file with --agent-config")
-    return found
-
-
 def example_config() -> str:
-    return resources.files(__package__).joinpath("data", EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    return resources.files("zabbix_exalate").joinpath("data", EXAMPLE_CONFIG).read_text(encoding="utf-8")
 
 
 def install(agents: List[Agent], userparameters: str, config_path: str) -> List[str]:

@@ -1,114 +1,18 @@
-"""The Zabbix side, generated from metrics.py: the templates, the agent's UserParameters, their reference tables."""
-import hashlib
+"""What the bundled templates hold, generated from metrics.py: macros, items, triggers, discovery, graphs, dashboard."""
 import json
 import re
-import sys
-import uuid
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .metrics import (BY_COMMAND, COLLECT_KEY, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
-                      DISCOVERY_KEY, NODE_METRICS, OTHER_STATUS, PING_KEY, RESPONSE_TIME_KEY, SEND_KEY, STATUS_KEY)
+from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
+                       DISCOVERY_KEY, ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY,
+                       RESPONSE_TIME_KEY, STATUS_KEY)
+from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, DEFAULT_FORMAT, DEFAULT_TEMPLATE, GROUP,
+                     GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design, connection_key, ctx,
+                     master_key, node_key, tags)
 
-# The bundled templates. Technical names may hold only letters, digits, spaces, "_", "." and "-" (Zabbix
-# refuses anything else in a template's or host's technical name), so "per check" carries no comma.
-AGENT_TEMPLATE = "Exalate by Zabbix agent"                 # one poll per node: `collect`, dependent items
-PER_CHECK_TEMPLATE = "Exalate by Zabbix agent per check"   # one agent item, one process, per value
-TRAPPER_TEMPLATE = "Exalate by Zabbix trapper"             # one poll per node, pushed by `send`
-DEFAULT_TEMPLATE = AGENT_TEMPLATE
-TEMPLATE = AGENT_TEMPLATE  # the name this module exported before there were three
+COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
+STATUS_CODES = dict(CONNECTION_STATUSES)
 
-GROUP = "Templates/Applications"
-GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own uuid for this group
-VALUEMAP = "Exalate node state"
-STATUS_VALUEMAP = "Exalate connection status"
-CONNECTION = "{#CONNECTION}"
-CONNECTION_KEY = "{#CONNECTION.KEY}"
-
-# Where the generated files live, relative to the repository root.
-USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
-README_FILE = "templates/README.md"
-KEYS_DOC = "docs/item-keys.md"
-
-# How the node's figures reach Zabbix.
-PER_CHECK = "per check"   # the agent runs one check per value
-AGENT = "agent"           # the agent runs `collect`, dependent items split the document
-TRAPPER = "trapper"       # `send` pushes the document to a trapper item
-
-
-# The Zabbix export formats generated, oldest first: each template is written once per format, from the same
-# source, in the layout of Zabbix's community-templates repository (templates/6.0/..., templates/7.0/...).
-# An entity keeps its uuid in every format: Zabbix matches by uuid when a newer export is imported over an
-# older one, so an upgrade updates items (and keeps their history) instead of replacing them.
-FORMATS = ("6.0", "7.0")
-DEFAULT_FORMAT = "6.0"  # what template_tree and template_xml give when asked for no format
-
-
-def _major(version: str) -> Tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
-
-
-def format_for(server_version: str) -> str:
-    """The newest export format a Zabbix server of this version imports ("7.0.22" -> "7.0", "6.4.1" -> "6.0")."""
-    fitting = [f for f in FORMATS if _major(f) <= _major(server_version)]
-    return fitting[-1] if fitting else FORMATS[0]
-
-
-@dataclass(frozen=True)
-class Design:
-    name: str           # the template's technical and visible name
-    slug: str           # names its generated blocks in the Markdown files
-    filename: str       # in templates/<format>/
-    wiring: str         # PER_CHECK, AGENT or TRAPPER
-    uuid_prefix: str    # "": the uuids the agent template has always had (an update keeps its hosts' history)
-    summary: str        # how the values arrive, for the template's description
-    format: str = DEFAULT_FORMAT  # the Zabbix export format being written
-
-    @property
-    def one_poll(self) -> bool:
-        return self.wiring != PER_CHECK
-
-    @property
-    def v7(self) -> bool:
-        """Written for Zabbix 7.0: item timeouts, template groups, disabling lost resources, the 72-column grid."""
-        return self.format == "7.0"
-
-    def path(self, fmt: str = DEFAULT_FORMAT) -> str:
-        """The file of this template in one export format, relative to the repository root."""
-        return f"templates/{fmt}/{self.filename}"
-
-    @property
-    def file(self) -> str:
-        return self.path(self.format)
-
-    def at(self, fmt: str) -> "Design":
-        """The same template, written in another export format."""
-        if fmt not in FORMATS:
-            raise KeyError(f"no export format {fmt!r}; there are: {', '.join(FORMATS)}")
-        return replace(self, format=fmt)
-
-    def uid(self, slug: str) -> str:
-        return uid(self.uuid_prefix + slug)  # the same in every format
-
-    def ref(self, key: str) -> str:
-        return f"/{self.name}/{key}"
-
-
-DESIGNS = (
-    Design(AGENT_TEMPLATE, "agent", "template_exalate_agent.xml", AGENT, "",
-           "The Zabbix agent runs `zabbix-exalate collect` once per interval; dependent items take each value "
-           "from that one document."),
-    Design(PER_CHECK_TEMPLATE, "per_check", "template_exalate_agent_per_check.xml", PER_CHECK,
-           "per-check:", "The Zabbix agent runs one zabbix-exalate check per value (one process, one request each)."),
-    Design(TRAPPER_TEMPLATE, "trapper", "template_exalate_trapper.xml", TRAPPER, "trapper:",
-           "`zabbix-exalate send` (a systemd timer or cron) pushes the document of `collect` to a trapper item; "
-           "dependent items take each value from it."),
-)
-BY_NAME = {d.name: d for d in DESIGNS}
-TEMPLATE_NAMES = tuple(BY_NAME)
-TEMPLATE_FILE = BY_NAME[AGENT_TEMPLATE].file  # the default template's file
 
 # Zabbix 7.0 takes an item's timeout from the item (a macro may give it), and ends the agent's command when it
 # runs out. The command keeps its own, shorter deadline ({$EXALATE.COLLECT.TIMEOUT} for collect, the node's
@@ -187,38 +91,6 @@ MACROS_7_0: Dict[str, str] = {
 def macro_description(d: Design, macro: str, text: str) -> str:
     return MACROS_7_0.get(macro, text) if d.v7 else text
 
-
-COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
-STATUS_CODES = dict(CONNECTION_STATUSES)
-
-
-def uid(slug: str) -> str:
-    """A stable UUIDv4 (as Zabbix writes it) for one template entity."""
-    return uuid.UUID(bytes=hashlib.md5(f"zabbix-exalate:{slug}".encode()).digest(), version=4).hex
-
-
-def node_key(base: str) -> str:
-    return f"{base}[{{$EXALATE.NODE}}]"
-
-
-def connection_key(base: str) -> str:
-    return f"{base}[{{$EXALATE.NODE}},{CONNECTION_KEY}]"
-
-
-def master_key(d: Design) -> str:
-    """The item holding the whole document: the agent passes node and timeout on; a trapper key takes no macro."""
-    if d.wiring == AGENT:
-        return f"{COLLECT_KEY}[{{$EXALATE.NODE}},{{$EXALATE.COLLECT.TIMEOUT}}]"
-    return SEND_KEY
-
-
-def ctx(macro: str) -> str:
-    """A threshold macro that can be overridden per connection: {$M} -> {$M:"{#CONNECTION}"}."""
-    return f'{macro[:-1]}:"{CONNECTION}"}}'
-
-
-def tags(**pairs: str) -> List[dict]:
-    return [{"tag": k, "value": v} for k, v in pairs.items()]
 
 
 # --- preprocessing of the one-poll templates -------------------------------------------------------
@@ -398,7 +270,7 @@ def node_items(d: Design) -> List[dict]:
                           value_type="FLOAT", units="s", preprocessing=node_value("response_time")))
     for m in NODE_METRICS:
         triggers = []
-        if m.command == "errors":
+        if m.alarm and m.alarm.kind == ERRORS_REPORTED:
             triggers.append(trigger(
                 d, "errors",
                 f"min({d.ref(node_key(m.key))},{{$EXALATE.ERRORS.PERIOD}})>{{$EXALATE.ERRORS.MAX.WARN}}",
@@ -409,7 +281,7 @@ def node_items(d: Design) -> List[dict]:
                 "someone resolves it: open the Exalate console, Errors tab, read the cause, fix it (often a "
                 "script or a permission on the other side) and resolve the error to resume the sync."))
         items.append(item(d, m.command, f"Exalate: {m.title}", node_key(m.key), m.description,
-                          "errors" if m.command == "errors" else "queue", triggers=triggers,
+                          m.component, triggers=triggers,
                           preprocessing=node_value(m.field_name) if d.one_poll else None))
     if d.one_poll:
         items.append(item(d, "connection-count", "Exalate: Number of connections", node_key(CONNECTION_COUNT_KEY),
@@ -423,7 +295,8 @@ def connection_triggers(d: Design, m) -> List[dict]:
     """Trigger prototypes for one per-connection queue."""
     key = d.ref(connection_key(m.key))
     who = f'Exalate: Connection "{CONNECTION}"'
-    if m.command == "sync-requests":
+    kind = m.alarm.kind if m.alarm else None
+    if kind == BACKLOG:
         period, high_limit, warn_limit = (ctx("{$EXALATE.QUEUE.PERIOD}"), ctx("{$EXALATE.QUEUE.MAX.HIGH}"),
                                           ctx("{$EXALATE.QUEUE.MAX.WARN}"))
         high = trigger(d, "backlog-high", f"min({key},{period})>{high_limit}",
@@ -452,10 +325,9 @@ def connection_triggers(d: Design, m) -> List[dict]:
                        "was removed or renamed: re-create it or, if that was intended, let discovery drop it. "
                        "Otherwise the item's error in Latest data says why.")
         return [high, warn, gone]
-    if m.command in ("error-responses", "blob-error-responses"):
-        what = "syncs" if m.command == "error-responses" else "attachment syncs"
-        limit = ctx("{$EXALATE.FAILED.MAX.WARN}" if m.command == "error-responses"
-                    else "{$EXALATE.BLOB.FAILED.MAX.WARN}")
+    if kind == FAILED:
+        what = m.alarm.noun
+        limit = ctx(m.alarm.limit)
         period = ctx("{$EXALATE.FAILED.PERIOD}")
         return [trigger(d, f"{m.command}-failed", f"min({key},{period})>{limit}", f"{who}: Failed {what}",
                         "WARNING", scope="notice", event_name=f"{who}: Failed {what} (over {limit} for {period})",
@@ -498,7 +370,7 @@ def connection_items(d: Design) -> List[dict]:
     for m in CONNECTION_METRICS:
         steps = connection_entry() + node_value(m.field_name) if d.one_poll else None
         prototypes.append(item(d, m.command, f'Exalate: Connection "{CONNECTION}": {m.title}', connection_key(m.key),
-                               m.description, "queue", connection=True, triggers=connection_triggers(d, m),
+                               m.description, m.component, connection=True, triggers=connection_triggers(d, m),
                                preprocessing=steps))
     if d.one_poll:
         codes = ", ".join(f"{code} {status}" for status, code in CONNECTION_STATUSES)
@@ -632,191 +504,3 @@ def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> di
                        for graph, commands in NODE_GRAPHS]}
 
 
-# In Zabbix's export format a list is a plural element holding one singular element per entry.
-SINGULAR = {"groups": "group", "template_groups": "template_group", "templates": "template", "items": "item",
-            "triggers": "trigger",
-            "trigger_prototypes": "trigger_prototype", "item_prototypes": "item_prototype",
-            "discovery_rules": "discovery_rule", "graph_prototypes": "graph_prototype", "graphs": "graph",
-            "graph_items": "graph_item", "tags": "tag", "macros": "macro", "dependencies": "dependency",
-            "conditions": "condition", "overrides": "override", "operations": "operation",
-            "dashboards": "dashboard", "pages": "page", "widgets": "widget", "fields": "field",
-            "valuemaps": "valuemap", "mappings": "mapping", "preprocessing": "step", "parameters": "parameter",
-            "lld_macro_paths": "lld_macro_path"}
-
-
-def _element(tag: str, value) -> ET.Element:
-    node = ET.Element(tag)
-    if isinstance(value, dict):
-        node.extend(_element(k, v) for k, v in value.items())
-    elif isinstance(value, list):
-        node.extend(_element(SINGULAR[tag], v) for v in value)
-    else:
-        node.text = value
-    return node
-
-
-def template_xml(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> str:
-    """One template as Zabbix XML of export format fmt, byte for byte what templates/<fmt>/ holds.
-
-    Raises KeyError for an unknown name or format."""
-    if name not in BY_NAME:
-        raise KeyError(f"no bundled template {name!r}; there are: {', '.join(TEMPLATE_NAMES)}")
-    root = _element("zabbix_export", template_tree(name, fmt))
-    ET.indent(root, "    ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def template_files(fmt: str = DEFAULT_FORMAT) -> Dict[str, str]:
-    """Every bundled template in one export format: name -> XML text, the default first."""
-    return {d.name: template_xml(d.name, fmt) for d in DESIGNS}
-
-
-# --- the agent's side: one UserParameter per key -------------------------------------------------
-
-def userparameters() -> List[Tuple[str, str]]:
-    """(key, command) for every agent item key the templates use.
-
-    $1 is the node; for a connection's queue $2 is the connection's key form; for collect $2 is the timeout."""
-    rows = [(COLLECT_KEY, "zabbix-exalate --node '$1' --timeout '$2' collect"),  # '' : the node's timeout
-            (PING_KEY, "zabbix-exalate --node '$1' ping 2>/dev/null"),  # 0 and why: the why would spoil the 0
-            (DISCOVERY_KEY, "zabbix-exalate --node '$1' discover")]
-    rows += [(m.key, f"zabbix-exalate --node '$1' {m.command}") for m in NODE_METRICS]
-    for m in CONNECTION_METRICS:
-        reason = " --reason '$3'" if m.reason_field else ""
-        rows.append((m.key, f"zabbix-exalate --node '$1' {m.command}{reason} -- '$2'"))  # --: a key may start with -
-    return rows
-
-
-USERPARAMETER_HEADER = """\
-# zabbix-exalate: the Exalate checks for the Zabbix agent (classic agent and agent 2).
-#
-# Install: copy this file into the directory the agent's Include line names, then restart the agent:
-#   classic agent, Debian's package (zabbix-agent):   /etc/zabbix/zabbix_agentd.conf.d/
-#   classic agent, Zabbix's own package:              /etc/zabbix/zabbix_agentd.d/
-#   agent 2 (zabbix-agent2):                          /etc/zabbix/zabbix_agent2.d/
-#   check with: grep ^Include /etc/zabbix/zabbix_agentd.conf (or zabbix_agent2.conf)
-#   then:       systemctl restart zabbix-agent (or zabbix-agent2)
-# The checks read /etc/zabbix/zabbix_exalate.conf (or $ZABBIX_EXALATE_CONFIG in the agent's environment):
-# it holds secrets, so make it readable by the zabbix user and nobody else:
-#   chown root:zabbix /etc/zabbix/zabbix_exalate.conf && chmod 0640 /etc/zabbix/zabbix_exalate.conf
-# zabbix-exalate must be on the agent's PATH (pip puts it in /usr/local/bin), or write its full path below.
-# Timeouts: each command gives up on its own and says why: exalate.collect after {$EXALATE.COLLECT.TIMEOUT}
-# (2.5 s by default), a single check after the node's timeout in zabbix_exalate.conf (2.5 s by default).
-# Zabbix must wait longer, or it kills the command and the reason (for collect, every value of the poll) is lost:
-#   Zabbix 6.0: Timeout in this agent's configuration (zabbix_agentd.conf or zabbix_agent2.conf; default 3 s,
-#     at most 30) bounds each command, and Timeout in zabbix_server.conf (or zabbix_proxy.conf of the proxy
-#     polling this agent; default 3, at most 30) bounds the wait for its answer. Keep both above those two.
-#   Zabbix 7.0: the item's timeout does; the agent's Timeout only bounds talking to the server. The 7.0
-#     templates set it on each agent item from {$EXALATE.ITEM.TIMEOUT} (30s); items without one (the 6.0
-#     templates) take Administration > General > Timeouts, "Zabbix agent" (3 s by default).
-# Concurrency: every key below starts a Python process. Zabbix 7.0 polls agents asynchronously, up to
-# MaxConcurrentChecksPerPoller (zabbix_server.conf or zabbix_proxy.conf, default 1000) checks at once per agent
-# poller: 56 per-check items at a 5 s interval on 2 cores lost most of their values (28-38 timeouts a round)
-# until it was lowered to 2. Hence the default template polls exalate.collect, one process per node and interval.
-# On 6.0 a poller (StartPollers) waits for one answer at a time, and the classic agent runs one command per
-# listener (StartAgents, default 3). See templates/README.md, "Timeouts and concurrency".
-# Try one: zabbix_get -s 127.0.0.1 -k 'exalate.collect[default,]'
-#
-# Keys: exalate.<check>[<node>] and exalate.<check>[<node>,<connection key>]. <node> is a section of the
-# configuration file (empty: [default]); <connection key> is {#CONNECTION.KEY} from exalate.discovery, or
-# a name without the characters the agent refuses. No key or command line carries a secret.
-# exalate.collect[<node>,<seconds>] prints the whole node as one JSON document (the "Exalate by Zabbix agent"
-# template); the other keys print one value each (the "per check" template).
-# exalate.error_responses and exalate.blob_error_responses take a third parameter: count one reason only.
-# Generated from zabbix_exalate/metrics.py by `python -m zabbix_exalate.template`: edit that, not this.
-"""
-
-
-def userparameter_conf() -> str:
-    return USERPARAMETER_HEADER + "".join(f"UserParameter={key}[*],{command}\n" for key, command in userparameters())
-
-
-# --- reference tables for templates/README.md and docs/item-keys.md ------------------------------
-
-TYPES = {None: "Zabbix agent", "DEPENDENT": "Dependent item", "TRAP": "Zabbix trapper"}
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Tuple[str, ...], rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _how(entity: dict) -> str:
-    """Where a value comes from: the item type, and for a dependent item the JSONPath that picks it."""
-    kind = TYPES[entity.get("type")]
-    paths = [s["parameters"][0] for s in entity.get("preprocessing", []) if s["type"] == "JSONPATH"]
-    where = " of its connection" if len(paths) > 1 else ""
-    return kind + (f": `{paths[-1]}`{where}" if paths else "")
-
-
-def _walk_triggers(tree: dict) -> List[Tuple[str, dict]]:
-    found = [("", t) for i in tree["items"] for t in i.get("triggers", [])]
-    prototypes = tree["discovery_rules"][0]["item_prototypes"]
-    found += [("yes", t) for i in prototypes for t in i.get("trigger_prototypes", [])]
-    return found
-
-
-def tables() -> Dict[str, str]:
-    """Every generated table, by the name its block carries: "macros:agent", ..., "keys"."""
-    found = {"keys": _table(("Key", "Command the agent runs"),
-                            ((f"`{k}[*]`", f"`{c}`") for k, c in userparameters()))}
-    for d in DESIGNS:
-        tree = template_tree(d.name)["templates"][0]
-        rule = tree["discovery_rules"][0]
-        # Every macro of either export, in the order of MACROS, with the 6.0 text where both have one (it says
-        # what 6.0 and 7.0 each need); the 7.0 export's own text is in its file.
-        by_format = {f: {m["macro"]: m for m in template_tree(d.name, f)["templates"][0]["macros"]} for f in FORMATS}
-        every = {m: found_in[m] for found_in in reversed(by_format.values()) for m in found_in}
-        found[f"macros:{d.slug}"] = _table(("Macro", "Default", "Description", "In the exports"), (
-            (f"`{m}`", f"`{every[m]['value']}`", next(by_format[f][m] for f in FORMATS if m in by_format[f])[
-                "description"], ", ".join(f for f in FORMATS if m in by_format[f]))
-            for m, _, _ in MACROS if m in every))
-        found[f"discovery:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), [
-            (rule["name"], f"`{rule['key']}`", TYPES[rule.get("type")], rule["description"])])
-        found[f"items:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), (
-            (i["name"], f"`{i['key']}`", _how(i), i["description"]) for i in tree["items"] + rule["item_prototypes"]))
-        found[f"triggers:{d.slug}"] = _table(("Name", "Expression", "Severity", "Per connection", "Depends on"), (
-            (t.get("event_name") or t["name"], f"`{t['expression']}`", t["priority"].title(), proto,
-             "; ".join(dep["name"] for dep in t.get("dependencies", []))) for proto, t in _walk_triggers(tree)))
-    return found
-
-
-# A block may be empty (a new one, or one a broken generator emptied): it is filled all the same.
-BLOCK = re.compile(r"(<!-- generated: ([\w:]+) -->\n).*?(<!-- end generated -->)", re.S)
-
-
-def fill(text: str) -> str:
-    """Replace every generated block of a Markdown file with the current table."""
-    current = tables()
-    return BLOCK.sub(lambda m: m.group(1) + current[m.group(2)] + "\n" + m.group(3), text)
-
-
-def generated_files(root: Path) -> Dict[Path, str]:
-    """Every file this module writes, with the content it should have."""
-    files = {root / d.path(fmt): template_xml(d.name, fmt) for fmt in FORMATS for d in DESIGNS}
-    files.update({root / USERPARAMETER_FILE: userparameter_conf(),
-                  root / README_FILE: fill((root / README_FILE).read_text(encoding="utf-8")),
-                  root / KEYS_DOC: fill((root / KEYS_DOC).read_text(encoding="utf-8"))})
-    return files
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    """Rewrite the generated files of the repository (default: the one this package sits in)."""
-    root = Path((argv or sys.argv[1:] or [Path(__file__).resolve().parent.parent])[0])
-    if not (root / README_FILE).is_file():
-        # An installed package has no repository around it: say what to use instead of a traceback.
-        sys.exit(f"{root} is not a checkout of zabbix-exalate (no {README_FILE}): this rewrites a checkout's "
-                 f"generated files. An installed package gives them with 'zabbix-exalate agent userparameters' "
-                 f"and 'zabbix-exalate zabbix import-template'.")
-    for path, content in generated_files(root).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()

@@ -3,14 +3,16 @@ import os
 import tempfile
 from typing import List, Tuple
 
-from .checks import discovery, measure, ping
-from .client import Deadline, Node, pooled_session
-from .collect import collect
-from .config import load_node
-from .errors import CheckError
-from .metrics import CONNECTION_METRICS, NODE_METRICS
+from ..checks import discovery, measure, ping
+from ..collect import collect
+from ..config import load_node
+from ..errors import CheckError
+from ..exalate.api import Node
+from ..exalate.transport import pooled_session
+from ..metrics import CONNECTION_METRICS, NODE_METRICS
+from ..runtime import Deadline
+from ..status import status_text
 from .simulator import Simulator, SimulatorServer, sample_scenario_path
-from .status import status_text
 
 # What the demo shows going wrong, once the healthy picture is printed.
 FAULTS = (

@@ -1,4 +1,5 @@
-"""Connection names: the key-safe form handed to Zabbix, and the one URL path segment sent to the node."""
+"""Connections as this project names them: the key-safe form handed to Zabbix, the one URL path segment sent
+to the node, and the one cleaning of what the node lists."""
 import re
 from urllib.parse import quote, unquote
 
@@ -30,6 +31,11 @@ def connection_name(arg: str) -> str:
     return arg
 
 
-def printable(name: str) -> str:
-    """The name fit for a one-line message: control characters shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+def listed_connection(name: str, id=None, status=None, remote=None) -> dict:
+    """One connection as `collect`'s document and discovery show it, whatever the node put in its fields:
+    {"name", "key", "id", "status"[, "remote"]}; a status that is not a string is "UNKNOWN", a remote URL
+    that is not a non-empty string is left out."""
+    entry = {"name": name, "key": key_form(name), "id": id, "status": status if isinstance(status, str) else "UNKNOWN"}
+    if isinstance(remote, str) and remote:
+        entry["remote"] = remote
+    return entry

@@ -1,0 +1,168 @@
+"""HTTP to one node within the run's deadline: every way a request or an answer can fail becomes one CheckError."""
+import time
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from ..config import NodeConfig
+from ..errors import AuthError, BadResponse, CheckTimeout, ServerError, Unreachable, printable
+from ..httperrors import host, request_failure, show
+from ..masking import Masker
+from ..runtime import Deadline
+
+USER_AGENT = "zabbix-exalate"
+MAX_TOKEN = 8 << 20  # the longest single JSON value (string) we parse: see Body._mind_tokens
+
+
+class Body:
+    """The response body as a file for the streaming parser, minding the deadline between reads."""
+
+    def __init__(self, response: requests.Response, deadline: Deadline):
+        self.raw = response.raw
+        self.raw.decode_content = True
+        self.deadline = deadline
+        self.bytes_read = 0
+        self.head = b""  # the first bytes, to name what came instead of JSON
+        self.since_quote = 0  # bytes since the last quote: the length of the token being read, at least
+
+    def read(self, size: int = -1) -> bytes:
+        self.deadline.remaining()
+        try:
+            data = self.raw.read(size)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise CheckTimeout(f"the node stopped sending within the timeout of {self.deadline.seconds:g} s, "
+                               f"after {self.bytes_read} bytes") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            announced = self.raw.headers.get("Content-Length")
+            size = f" of the {announced} bytes announced" if announced else ""
+            raise BadResponse(f"the answer was cut off before its end{size}: the node or a proxy "
+                              f"closed the connection mid-way") from None
+        if not self.bytes_read:
+            self.head = data[:64].lstrip()
+        self.bytes_read += len(data)
+        self._mind_tokens(data)
+        return data
+
+    def _mind_tokens(self, data: bytes) -> None:
+        """Refuse one JSON string (or any run without a quote) longer than MAX_TOKEN: the parser's time grows
+        with the square of a token's length (32 MB: 4 s here), and no Exalate value is near that long."""
+        last = data.rfind(b'"')
+        while last > 0 and data[last - 1] == 0x5C:  # an escaped quote does not end the string
+            last = data.rfind(b'"', 0, last)
+        self.since_quote = len(data) - last - 1 if last >= 0 else self.since_quote + len(data)
+        if self.since_quote > MAX_TOKEN:
+            raise BadResponse(f"the answer holds a single value longer than {MAX_TOKEN >> 20} MB (after "
+                              f"{self.bytes_read} bytes): not an Exalate answer, or a broken one")
+
+
+def pooled_session(size: int) -> requests.Session:
+    """A session that keeps up to size connections per host alive, for requests from as many threads."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Transport:
+    """Requests to one configured node, each within what is left of the deadline. Constructing it does no I/O."""
+
+    def __init__(self, cfg: NodeConfig, deadline: Deadline, masker: Masker,
+                 session: Optional[requests.Session] = None, trace: Optional[Callable[[str], None]] = None):
+        self.cfg = cfg
+        self.deadline = deadline
+        self.masker = masker
+        self.session = session or requests.Session()
+        self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
+        self.waiting_for: Optional[str] = None  # the host a request waits on, for a timeout's message
+
+    def send(self, method: str, url: str, credential, **kwargs) -> requests.Response:
+        """The answer's status and headers; its body streams. credential: an auth.Credential."""
+        timeout = self.deadline.remaining()
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **credential.headers}
+        started = time.monotonic()
+        self.waiting_for = host(url)
+        try:
+            response = self._request(method, url, credential, headers, timeout, **kwargs)
+        except Exception as exc:
+            if self.trace:
+                self.trace(f"{method} {show(url)} with {credential.label}: failed after "
+                           f"{1000 * (time.monotonic() - started):.0f} ms ({type(exc).__name__})")
+            raise
+        self.waiting_for = None
+        if self.trace:
+            self.trace(f"{method} {show(url)} with {credential.label}: HTTP {response.status_code}, headers "
+                       f"after {1000 * (time.monotonic() - started):.0f} ms, {self.deadline.left():.2f} s "
+                       f"of the budget left")
+        return response
+
+    def _request(self, method: str, url: str, credential, headers: dict, timeout: float, **kwargs):
+        cfg = self.cfg
+        try:
+            return self.session.request(
+                method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
+                stream=True, allow_redirects=False, verify=cfg.verify,
+                cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+                proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
+        except (OSError, requests.exceptions.RequestException) as exc:
+            raise request_failure(exc, url, self.deadline.seconds, self.proxy(), "the node",
+                                  f"[{cfg.name}] of {cfg.source}") from None
+
+    def raise_for_status(self, response: requests.Response, url: str, credential) -> None:
+        """Nothing for a JSON 200; else the CheckError that says what the answer means."""
+        status = response.status_code
+        shown = show(url)
+        if status == 200:
+            if "html" in response.headers.get("Content-Type", "").lower():
+                raise BadResponse(f"{shown} answered with an HTML page instead of JSON (a login page or a "
+                                  f"proxy's error page?): check url and the credentials")
+            return
+        if status == 407:
+            raise Unreachable(f"the proxy {self.proxy()} refused to pass the request to {host(url)} (HTTP 407 "
+                              f"Proxy Authentication Required): check the user and password in proxy")
+        if status in (401, 403):
+            what = "were rejected" if status == 401 else "were not accepted (not authenticated or not allowed)"
+            raise AuthError(f"{shown} answered HTTP {status}: the credentials {what}; used {credential.label}")
+        if 300 <= status < 400:
+            target = self.outside(response.headers.get("Location", "?"))
+            if "login" in target.lower():
+                raise BadResponse(f"{shown} redirected to a login page ({target}): the credentials were not "
+                                  f"accepted or url points to a web UI")
+            raise BadResponse(f"{shown} redirected (HTTP {status}) to {target}: set url to the address it redirects to")
+        if status >= 500:
+            whose = (f"the proxy {self.proxy()} or the node has a problem" if self.proxy() and status in (502, 503, 504)
+                     else "the node has a problem; see the Exalate/Jira log on the node")
+            raise ServerError(f"{shown} answered HTTP {status} {self.outside(response.reason or '', 60)}".rstrip()
+                              + f": {whose}")
+        if status == 404:
+            raise BadResponse(f"{shown} does not exist (HTTP 404): check url (the node's base URL) and that "
+                              f"this Exalate version has this endpoint")
+        raise BadResponse(f"{shown} answered HTTP {status} {self.outside(response.reason or '', 60)}".rstrip()
+                          + f": {self.outside(text(response)) or '(empty body)'}")
+
+    def outside(self, text: str, width: int = 200) -> str:
+        """Text the node (or a proxy) chose, fit for our one line: secrets masked first, then the first
+        line, control characters escaped, cut to width."""
+        lines = self.masker.mask(text).splitlines()
+        line = printable(lines[0].strip()) if lines else ""
+        return line if len(line) <= width else line[:width - 3] + "..."
+
+    def proxy(self) -> str:
+        """The proxy's host:port, without its credentials ("" when requests goes direct)."""
+        proxy = self.cfg.proxy or requests.utils.get_environ_proxies(self.cfg.url).get(urlsplit(self.cfg.url).scheme)
+        if not proxy:
+            return ""
+        parts = urlsplit(proxy)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def text(response: requests.Response) -> str:
+    """The start of a short answer (an error's sentence, a login's token): never more than a few KB."""
+    data = b""
+    for chunk in response.iter_content(8192):
+        data += chunk
+        if len(data) >= 4096:  # the 400 text is one sentence: no need to read more
+            break
+    return data.decode("utf-8", "replace").strip()

@@ -1,0 +1,1 @@
+"""The Zabbix side: agent configurations, agent install and check, the sender, the frontend API, the templates."""
