@@ -9,7 +9,8 @@ import click
 
 from . import __version__
 from .config import MAX_TIMEOUT, seconds
-from .errors import (EXIT_CODES, INTERNAL, INTERRUPTED, CheckError, CheckTimeout, ConfigError, printable)
+from .errors import (EXIT_CODES, INTERNAL, INTERRUPTED, CheckError, CheckTimeout, ConfigError, ConnectionNotFound,
+                     printable)
 from .masking import Masker
 from .metrics import METRICS, SEND_KEY
 from .zabbix.agentconf import AGENT_CONFIGS
@@ -203,9 +204,14 @@ def ping(settings: Settings):
 AGENT_OUTPUT_LIMIT = 512 * 1024
 
 
-def _collect(settings: Settings) -> dict:
+def _collect(settings: Settings, only: Optional[str] = None, keep: int = 1) -> dict:
     from .collect import collect as collect_node
-    return _run(settings, lambda node: collect_node(node, node.cfg.max_connections).document(), whole_node=True)
+    return _run(settings, lambda node: collect_node(node, node.cfg.max_connections, only=only, keep=keep).document(),
+                whole_node=True)
+
+
+# status --connection: how many of the newest failures of each kind it lists.
+SHOWN_FAILURES = 20
 
 
 @main.command(cls=Guarded)
@@ -226,13 +232,28 @@ def collect(settings: Settings):
 
 
 @main.command(cls=Guarded)
+@click.option("--connection", "connection", metavar="CONNECTION", help="Show this connection in full (its exact "
+              "name or the key form that discover prints): each queue's size and oldest event, its failures by "
+              f"reason and the newest {SHOWN_FAILURES} of each kind.")
 @click.pass_obj
-def status(settings: Settings):
-    """Show the whole node at a terminal: its figures, a table of connections and queues, and why any
-    value could not be read. Exits 0 whenever it could show the node, failures included."""
-    from .status import status_text
-    document = _collect(settings)
-    _say(settings, status_text(document, settings.node or "default"))
+def status(settings: Settings, connection: Optional[str]):
+    """Show the whole node at a terminal: its figures, a table of connections and queues, each queue's oldest
+    waiting event and each connection's newest failure, and why any value could not be read. Exits 0 whenever
+    it could show the node, failures included."""
+    from .exalate.names import connection_name
+    from .status import connection_text, status_text
+    node = settings.node or "default"
+    if connection is None:
+        _say(settings, status_text(_collect(settings), node))
+        return
+    name = connection_name(connection)
+    document = _collect(settings, only=name, keep=SHOWN_FAILURES)
+    listed = [c["name"] for c in document.get("connections") or ()]
+    if document.get("connections") is not None and name not in listed:
+        raise ConnectionNotFound(f"the node lists no connection named '{printable(name)}' ({len(listed)} listed: "
+                                 f"'zabbix-exalate status' shows them)")
+    _say(settings, connection_text(document, node, name, SHOWN_FAILURES) if name in listed
+         else status_text(document, node))
 
 
 @main.command(cls=Guarded)

@@ -6,12 +6,34 @@ from typing import Callable, Dict, List, Optional
 from .checks import node_reads, ping_field
 from .errors import CheckError
 from .exalate.api import Node
-from .metrics import CONNECTION_METRICS, CONNECTIONS_FIELD as CONNECTIONS, NODE_METRICS
+from .exalate.jsonstream import Failure, Queue
+from .metrics import CONNECTION_METRICS, CONNECTIONS_FIELD as CONNECTIONS, NODE_METRICS, Metric
 from .runtime import Pool
 
 # The document's fields in the order it prints them.
 NODE_ORDER = ("ping", "response_time") + tuple(m.field_name for m in NODE_METRICS) + (CONNECTIONS,)
-CONNECTION_ORDER = ("name", "key", "id", "status", "remote") + tuple(m.field_name for m in CONNECTION_METRICS)
+CONNECTION_ORDER = ("name", "key", "id", "status", "remote") + tuple(
+    f for m in CONNECTION_METRICS for f in (m.field_name, m.oldest_field, m.reasons_field, m.last_field,
+                                            m.newest_field) if f)
+
+
+def queue_fields(metric: Metric, queue: Queue, keep: int) -> Dict[str, object]:
+    """A queue's fields in a connection's object: its size, its oldest event when it has one, and for a queue
+    of failures the count by reason and the newest failure (all of the keep newest when keep > 1)."""
+    fields: Dict[str, object] = {metric.field_name: queue.count}
+    if queue.oldest is not None:
+        fields[metric.oldest_field] = queue.oldest
+    if metric.reason_field:
+        fields[metric.reasons_field] = queue.reasons
+        if queue.newest:
+            fields[metric.last_field] = _failure(queue.newest[0])
+        if keep > 1:
+            fields[metric.newest_field] = [_failure(f) for f in queue.newest]
+    return fields
+
+
+def _failure(failure: Failure) -> dict:
+    return {"id": failure.id, "issue": failure.issue, "reason": failure.reason, "message": failure.message}
 
 
 class _Entry:
@@ -20,6 +42,7 @@ class _Entry:
     def __init__(self, values: Optional[dict] = None):
         self.values: Dict[str, object] = values or {}
         self.failures: Dict[str, str] = {}
+        self.asked = False  # a connection whose queues are read (collect's only leaves the others out)
 
     def as_dict(self, order) -> dict:
         ordered = {k: self.values[k] for k in order if k in self.values}
@@ -41,8 +64,10 @@ class Collection:
         self.lock = threading.Lock()
         self.closed = False
 
-    def record(self, entry: _Entry, field: str, read: Callable[[], object]):
-        """Run read() and keep its value, or the reason it has none; returns the value (None on failure)."""
+    def record(self, entry: _Entry, field: str, read: Callable[[], object],
+               fields: Optional[Callable[[object], dict]] = None):
+        """Run read() and keep its value (as the fields fields(value) gives, when given), or the reason it has
+        none under field; returns the value (None on failure)."""
         try:
             value = read()
         except CheckError as exc:
@@ -52,7 +77,7 @@ class Collection:
         else:
             with self.lock:
                 if not self.closed and field != CONNECTIONS:
-                    entry.values[field] = value
+                    entry.values.update(fields(value) if fields else {field: value})
             return value
         with self.lock:
             if not self.closed:
@@ -70,10 +95,14 @@ class Collection:
             return doc
 
 
-def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.monotonic) -> Collection:
+def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.monotonic,
+            only: Optional[str] = None, keep: int = 1) -> Collection:
     """Read every value of the node: the ping request first, alone (it authenticates, and its time is the
     node's own), then the node's totals, its connection list and each connection's queues, max_connections
-    requests at a time. Returns when all are read or the node's deadline has passed, whichever is first."""
+    requests at a time. Returns when all are read or the node's deadline has passed, whichever is first.
+
+    only: the exact name of the one connection whose queues are read (the others are left out); keep: how
+    many of the newest failures of each queue of failures to keep."""
     found = Collection(node.deadline.seconds)
     workers = Pool(max_connections)
     reads = node_reads(node)
@@ -94,8 +123,10 @@ def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.
                             found.node.values["response_time"] = round(clock() - started, 3)
             if field == CONNECTIONS and value is not None:
                 for entry in found_connections(value):
-                    for metric in CONNECTION_METRICS:
-                        submit(read_queue(entry, metric))
+                    if only is None or entry.values["name"] == only:
+                        entry.asked = True
+                        for metric in CONNECTION_METRICS:
+                            submit(read_queue(entry, metric))
         return run
 
     def found_connections(listed: List[dict]) -> List[_Entry]:
@@ -108,7 +139,8 @@ def collect(node: Node, max_connections: int, clock: Callable[[], float] = time.
 
     def read_queue(entry: _Entry, metric) -> Callable[[], None]:
         name = entry.values["name"]
-        return lambda: found.record(entry, metric.field_name, lambda: node.value(metric, name))
+        return lambda: found.record(entry, metric.field_name, lambda: node.queue(metric, name, keep),
+                                    lambda queue: queue_fields(metric, queue, keep))
 
     submit(read_node(ping))
     if workers.wait(node.deadline):
@@ -134,6 +166,6 @@ def _close(found: Collection, fields: List[str], ping: str) -> None:
             node.values["ping"] = 0
             node.failures["ping"] = node.failures["response_time"] = node.failures.get(ping, late)
         for entry in found.connections or ():
-            for metric in CONNECTION_METRICS:
+            for metric in CONNECTION_METRICS if entry.asked else ():
                 if metric.field_name not in entry.values and metric.field_name not in entry.failures:
                     entry.failures[metric.field_name] = late

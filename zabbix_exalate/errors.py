@@ -12,6 +12,13 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def one_line(text: str, width: int) -> str:
+    """A text a server chose (a failure's message), as one line of at most width characters: line breaks and
+    tabs become spaces, other control characters go. Mask secrets before: a secret cut short is not masked."""
+    text = " ".join("".join(c if c.isprintable() or c.isspace() else "" for c in text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 class CheckError(Exception):
     """The check cannot tell: the message says why, in words for the operator."""
 

@@ -33,6 +33,8 @@ class Metric:
     title: str                   # what the number is, in the operator's words
     description: str             # what it means when it grows (the template's item description)
     reason_field: Optional[str] = None  # for --reason: which field of each element holds it
+    message_field: Optional[str] = None  # a failure's message in each element (with reason_field)
+    in_flight: bool = False             # a queue of work in flight: a head that stays put is a stuck queue
     alarm: Optional[Alarm] = None       # its triggers in the templates
     component: str = "queue"            # its component tag in the templates
     column: Tuple[str, str] = ("", "")  # a connection's queue: its two header lines in `status`
@@ -45,6 +47,26 @@ class Metric:
     def field_name(self) -> str:
         """Its field in the document `collect` prints, e.g. "sync_requests"."""
         return self.command.replace("-", "_")
+
+    @property
+    def oldest_field(self) -> str:
+        """The document's field for the smallest syncEventId waiting in this queue, e.g. "sync_requests_oldest"."""
+        return self.field_name + "_oldest"
+
+    @property
+    def reasons_field(self) -> Optional[str]:
+        """A queue of failures: the document's field counting them by reason, e.g. "error_reasons"."""
+        return self.field_name.replace("_responses", "_reasons") if self.reason_field else None
+
+    @property
+    def last_field(self) -> Optional[str]:
+        """A queue of failures: the document's field holding the newest one, e.g. "last_error"."""
+        return "last_" + self.field_name.replace("_responses", "") if self.reason_field else None
+
+    @property
+    def newest_field(self) -> Optional[str]:
+        """A queue of failures: its newest ones as a list, for `status --connection` (never in collect's document)."""
+        return self.field_name + "_newest" if self.reason_field else None
 
     @property
     def key(self) -> str:
@@ -70,27 +92,28 @@ METRICS = (
            "Sync requests ready to be received",
            "Changes of this connection waiting for the other side to fetch them: the connection's backlog. "
            "A queue that stays high means the other side has stopped picking changes up.",
-           alarm=Alarm(BACKLOG), column=("to send", "syncs")),
+           in_flight=True, alarm=Alarm(BACKLOG), column=("to send", "syncs")),
     Metric("blob-requests", "2.4/relations/{connection}/syncevents/blobrequests", RELATION, None,
            "Attachment requests ready to be received",
-           "Attachments of this connection waiting for the other side to fetch them.", column=("to send", "files")),
+           "Attachments of this connection waiting for the other side to fetch them.", in_flight=True,
+           column=("to send", "files")),
     Metric("sync-responses", "2.4/relations/{connection}/syncrequests/syncresponses", RELATION, None,
            "Responses to submitted sync requests",
            "Answers from the other side to the changes this node sent, not yet processed here.",
-           column=("answers", "syncs")),
+           in_flight=True, column=("answers", "syncs")),
     Metric("blob-responses", "2.4/relations/{connection}/syncrequests/blobresponses", RELATION, None,
            "Responses to submitted attachment requests",
            "Answers from the other side to the attachments this node sent, not yet processed here.",
-           column=("answers", "files")),
+           in_flight=True, column=("answers", "files")),
     Metric("error-responses", "2.4/relations/{connection}/syncrequests/errorresponses", RELATION, None,
            "Failed sync requests",
            "Changes the other side failed to apply (errorReason, message): those issues stay out of sync "
-           "until the error is resolved.", reason_field="errorReason",
+           "until the error is resolved.", reason_field="errorReason", message_field="message",
            alarm=Alarm(FAILED, "{$EXALATE.FAILED.MAX.WARN}", "syncs"), column=("failed", "syncs")),
     Metric("blob-error-responses", "2.4/relations/{connection}/syncrequests/bloberrorresponses", RELATION, None,
            "Failed attachment syncs",
            "Attachments the other side failed to store (blobErrorReason, e.g. CHECKSUM_MISMATCH).",
-           reason_field="blobErrorReason",
+           reason_field="blobErrorReason", message_field="errorMessage",
            alarm=Alarm(FAILED, "{$EXALATE.BLOB.FAILED.MAX.WARN}", "attachment syncs"), column=("failed", "files")),
 )
 

@@ -1,4 +1,5 @@
-"""The collection as a person at a terminal reads it: the node's figures, a table of queues, the reasons."""
+"""The collection as a person at a terminal reads it: the node's figures, a table of queues, where each queue's
+head stands and the newest failure, the reasons; or one connection in full."""
 import textwrap
 from typing import List
 
@@ -6,6 +7,7 @@ from .metrics import CONNECTION_METRICS, NODE_METRICS
 
 WIDTH = 80
 UNREAD = "?"
+EMPTY = "-"
 
 
 def status_text(doc: dict, node: str) -> str:
@@ -17,10 +19,74 @@ def status_text(doc: dict, node: str) -> str:
         lines += ["", "Connections: none"]
     else:
         lines += [""] + _table(connections)
+        heads = [line for c in connections for line in _wrap(_heads(c))]
+        if heads:
+            lines += ["", "Oldest event waiting (syncs/files) and newest failure:"] + heads
     reasons = _reasons(doc)
     if reasons:
         lines += ["", f"Could not read ({UNREAD} above):"] + reasons
     return "\n".join(lines)
+
+
+def connection_text(doc: dict, node: str, name: str, shown: int) -> str:
+    """One connection of doc in full: each queue's size and oldest event, its failures by reason and the newest
+    ones (up to shown of each kind, as collect kept them)."""
+    c = next(c for c in doc["connections"] if c["name"] == name)
+    lines = [_headline(doc, node), _figures(doc), ""]
+    about = ", ".join(str(v) for v in (c.get("status"), c.get("id") is not None and f"id {c['id']}", c.get("remote"))
+                      if v)
+    lines += [f"Connection {c['name']} ({about})", f"  {'queue':<18}{'size':>8}{'oldest':>12}"]
+    for m in CONNECTION_METRICS:
+        size = c.get(m.field_name, UNREAD)
+        oldest = UNREAD if size == UNREAD else c.get(m.oldest_field, EMPTY)
+        lines.append(f"  {_label(m):<18}{size:>8}{oldest:>12}")
+    for m in CONNECTION_METRICS:
+        if not m.reason_field or m.field_name not in c:
+            continue
+        by_reason = ", ".join(f"{reason} {count}" for reason, count in
+                              sorted(c.get(m.reasons_field, {}).items(), key=lambda rc: (-rc[1], rc[0])))
+        lines += [""] + _wrap(f"{_label(m).capitalize()} by reason: {by_reason or 'none'}", indent="")
+        newest = c.get(m.newest_field, [])
+        if newest:
+            more = f" of {c[m.field_name]}" if c[m.field_name] > len(newest) else ""
+            lines.append(f"{_label(m).capitalize()}, newest first ({len(newest)}{more}, at most {shown} shown):")
+            lines += [line for f in newest for line in _wrap(_failure(f, with_id=True))]
+    reasons = _reasons({"connections": [c]})
+    if reasons:
+        lines += ["", f"Could not read ({UNREAD} above):"] + reasons
+    return "\n".join(lines)
+
+
+def _label(metric) -> str:
+    group, kind = metric.column
+    return f"{group} ({kind})"
+
+
+def _heads(c: dict) -> str:
+    """A connection's line: the oldest event of each pair of queues that holds any, and its newest failure."""
+    pairs = []
+    for first, second in zip(CONNECTION_METRICS[::2], CONNECTION_METRICS[1::2]):
+        ids = [c.get(m.oldest_field) for m in (first, second)]
+        if any(i is not None for i in ids):
+            pairs.append(f"{first.column[0]} " + "/".join(EMPTY if i is None else str(i) for i in ids))
+    failures = [c[m.last_field] for m in CONNECTION_METRICS if m.last_field and m.last_field in c]
+    newest = max(failures, key=lambda f: -1 if f.get("id") is None else f["id"], default=None)
+    if not pairs and not newest:
+        return ""
+    text = f"{c['name']}: oldest " + ", ".join(pairs) if pairs else f"{c['name']}:"
+    return text + (f"; newest failure {_failure(newest)}" if newest else "")
+
+
+def _failure(f: dict, with_id: bool = False) -> str:
+    """A failed sync in one line: [id] issue reason: message, whichever parts it has."""
+    parts = [str(f["id"]) if with_id and f.get("id") is not None else "", f.get("issue") or "",
+             (f.get("reason") or "") + (":" if f.get("message") else "")]
+    return " ".join(p for p in parts + [f.get("message") or ""] if p).rstrip(":") or "(no details)"
+
+
+def _wrap(line: str, indent: str = "  ") -> List[str]:
+    return textwrap.wrap(line, WIDTH, initial_indent=indent, subsequent_indent=indent + "    ",
+                         break_on_hyphens=False) if line else []
 
 
 def _headline(doc: dict, node: str) -> str:

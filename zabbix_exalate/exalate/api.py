@@ -4,7 +4,7 @@ from typing import Callable, List, Optional
 import requests
 
 from ..config import NodeConfig
-from ..errors import AuthError, BadResponse, ConfigError, ConnectionNotFound, printable
+from ..errors import AuthError, BadResponse, ConfigError, ConnectionNotFound, one_line, printable
 from ..masking import Masker
 from ..metrics import API_ROOT, CONFIGURED, CONNECTIONS_PATH, MONITOR, QUEUE, Metric
 from ..runtime import Deadline
@@ -13,6 +13,10 @@ from .auth import Authenticator, TokenCache
 from .names import key_form, listed_connection
 from ..httperrors import host, show
 from .transport import Body, Transport, text
+
+
+MAX_MESSAGE = 250  # a failure's message as the document carries it: room for the issue, the reason and the sentence
+MAX_ISSUE = 64     # an issue key ("AC-113"), a URN at most
 
 
 class Node:
@@ -35,6 +39,27 @@ class Node:
             if metric.field:
                 return jsonstream.read_number(body, metric.field, what)
             return jsonstream.count_elements(body, what, metric.reason_field, reason)
+
+    def queue(self, metric: Metric, connection: str, keep: int = 1) -> jsonstream.Queue:
+        """One pass over a connection's queue: its size, oldest event and, for a queue of failures, the failures
+        by reason and the keep newest, their texts masked and on one line."""
+        url = self.url_for(metric, connection)
+        with self._get(url, metric.api, connection) as response:
+            found = jsonstream.read_queue(Body(response, self.deadline), f"the answer of {show(url)}",
+                                          metric.reason_field, metric.message_field, keep)
+        reasons: dict = {}
+        for reason, count in found.reasons.items():  # a reason could echo a secret, as a message could
+            shown = self._text(reason, jsonstream.MAX_REASON_LENGTH)
+            reasons[shown] = reasons.get(shown, 0) + count
+        found.reasons = reasons
+        for failure in found.newest:
+            failure.issue = self._text(failure.issue, MAX_ISSUE)
+            failure.reason = self._text(failure.reason, jsonstream.MAX_REASON_LENGTH)
+            failure.message = self._text(failure.message, MAX_MESSAGE)
+        return found
+
+    def _text(self, text: Optional[str], width: int) -> Optional[str]:
+        return None if text is None else one_line(self.masker.mask(text), width)
 
     def connections(self) -> List[dict]:
         """The node's connections (see names.listed_connection); the configured list if it cannot say."""

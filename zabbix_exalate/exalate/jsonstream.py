@@ -1,14 +1,23 @@
 """Reads numbers out of JSON bodies as they stream in, never holding a whole body in memory."""
+import heapq
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
 import ijson  # yajl's C parser: validates and streams multi-gigabyte bodies at parser speed
 
-from ..errors import BadResponse
+from ..errors import BadResponse, printable
 
 MAX_COUNT = 2 ** 64 - 1  # what a Zabbix unsigned numeric item stores
 MAX_DEPTH = 64           # Exalate's answers are a few levels deep; a deeper body is hostile or broken
 MAX_CONNECTIONS = 10_000  # per node: far above any real node, far below what would exhaust memory
+# A queue's failures counted by reason: Exalate's reasons are a few dozen names like NO_ISSUE_TO_CONNECT_TO.
+MAX_REASONS = 50         # distinct reasons kept per queue; the elements of any further one count under OTHER_REASONS
+MAX_REASON_LENGTH = 64   # a longer reason is cut (and ends in "...")
+NO_REASON = "(none)"     # an element without a reason (or one that is not a string)
+OTHER_REASONS = "(other)"
+EVENT_ID = "syncEventId"
+ISSUE = ("sourceIssueKey", "urn")
 
 
 def _events(body: BinaryIO, what: str):
@@ -164,3 +173,106 @@ def _describe(event) -> str:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class Failure:
+    """One failed sync as its queue lists it; any part may be missing."""
+    id: Optional[int]
+    issue: Optional[str]
+    reason: Optional[str]
+    message: Optional[str]
+
+
+@dataclass
+class Queue:
+    """What one pass over a queue's answer found."""
+    count: int = 0
+    oldest: Optional[int] = None  # the smallest syncEventId waiting; None: empty, or no element has one
+    reasons: Dict[str, int] = field(default_factory=dict)  # a queue of failures: how many carry each reason
+    newest: List[Failure] = field(default_factory=list)   # the newest failures, newest first (see read_queue)
+
+
+def read_queue(body: BinaryIO, what: str, reason_field: Optional[str] = None, message_field: Optional[str] = None,
+               keep: int = 0) -> Queue:
+    """One pass over the JSON array in body: how many elements, the smallest syncEventId, and for a queue of
+    failures (reason_field given) the count of each reason and the keep newest failures (highest syncEventId
+    first; those without one after, the last listed first). Memory stays bounded whatever the body's size."""
+    found = Queue()
+    events = _events(body, what)
+    first = next(events, (None, None))[0]
+    if first != "start_array":
+        raise BadResponse(f"{what} is {_describe(first)} where the API promises a JSON array")
+    # What an element's own keys hold, by the name kept for it; the issue is sourceIssueKey.urn, a level deeper.
+    slots = {k: v for k, v in ((EVENT_ID, "id"), (reason_field, "reason"), (message_field, "message")) if k}
+    heap: List[Tuple[int, int, Failure]] = []  # (id or -1, position, failure): the oldest is dropped first
+    depth = 1
+    key = parent = None  # the current key (at depth 2, or 3), and at depth 3 the depth-2 key it is under
+    element: Optional[dict] = None  # the element being read, when it is an object
+    for event, value in events:
+        if event == "map_key":
+            if depth == 2 and element is not None and slots.get(value) in element and value != message_field:
+                raise BadResponse(f"{what} has an element with {value!r} twice")
+            key = value
+            continue
+        if event in ("start_map", "start_array"):
+            if depth == 1:
+                found.count += 1
+                element = {} if event == "start_map" else None
+            elif depth == 2:
+                parent = key if event == "start_map" else None
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadResponse(f"{what} is nested deeper than {MAX_DEPTH} levels: not an Exalate answer")
+            key = None
+            continue
+        if event in ("end_map", "end_array"):
+            depth -= 1
+            if depth == 1 and element is not None:
+                _element_done(found, heap, element, reason_field is not None, keep)
+                element = None
+            elif depth == 2:
+                parent = None
+            key = None
+            continue
+        if depth == 1:
+            found.count += 1  # a bare value as an element: counted, nothing more to learn
+        elif element is not None and depth == 2 and key in slots:
+            slot = slots[key]
+            element[slot] = value if (_is_id(value) if slot == "id" else isinstance(value, str)) else None
+        elif element is not None and depth == 3 and (parent, key) == ISSUE and isinstance(value, str):
+            element["issue"] = value
+        if depth == 2:
+            key = None
+    found.newest = [f for _, _, f in sorted(heap, key=lambda entry: entry[:2], reverse=True)]
+    return found
+
+
+def _element_done(found: Queue, heap: list, element: dict, failures: bool, keep: int) -> None:
+    event_id = element.get("id")
+    if event_id is not None and (found.oldest is None or event_id < found.oldest):
+        found.oldest = event_id
+    if not failures:
+        return
+    reason = _reason(element.get("reason"))
+    counted = reason if reason in found.reasons or len(found.reasons) < MAX_REASONS else OTHER_REASONS
+    found.reasons[counted] = found.reasons.get(counted, 0) + 1
+    if keep:
+        failure = Failure(event_id, element.get("issue"), None if reason == NO_REASON else reason,
+                          element.get("message"))
+        entry = (-1 if event_id is None else event_id, found.count, failure)
+        if len(heap) < keep:
+            heapq.heappush(heap, entry)
+        elif entry[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, entry)
+
+
+def _reason(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        return NO_REASON
+    text = printable(value.strip())
+    return text if len(text) <= MAX_REASON_LENGTH else text[:MAX_REASON_LENGTH - 3] + "..."
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT

@@ -1,6 +1,7 @@
 """The demo: the bundled sample node, simulated on loopback, seen through every check."""
 import os
 import tempfile
+import time
 from typing import List, Tuple
 
 from ..checks import discovery, measure, ping
@@ -13,6 +14,8 @@ from ..metrics import CONNECTION_METRICS, NODE_METRICS
 from ..runtime import Deadline
 from ..status import status_text
 from .simulator import Simulator, SimulatorServer, sample_scenario_path
+
+STUCK_GAP = 2.5  # seconds between the demo's two polls: the busy connection's heads move in that time
 
 # What the demo shows going wrong, once the healthy picture is printed.
 FAULTS = (
@@ -76,15 +79,43 @@ def run_demo() -> str:
         out += ["", "The whole node in one run (`collect`, as the \"Exalate by Zabbix agent\" template reads it; "
                     "`status` shows it so):", ""]
         session = pooled_session(cfg.max_connections)
-        out += ["  " + line for line in
-                status_text(collect(Node(cfg, Deadline(cfg.timeout), session=session), cfg.max_connections).document(),
-                            "demo").splitlines()]
+
+        def poll() -> dict:
+            return collect(Node(cfg, Deadline(cfg.timeout), session=session), cfg.max_connections).document()
+
+        first = poll()
+        out += ["  " + line for line in status_text(first, "demo").splitlines()]
+        time.sleep(STUCK_GAP)
+        out += ["", f"Is each queue moving? The oldest event of each queue, {STUCK_GAP:g} s later (the templates call "
+                    "a queue stuck when its oldest event has not moved for {$EXALATE.STUCK.PERIOD}, 30m by default):"]
+        out += ["  " + line for line in _moving(first, poll())]
         out += ["", "Try it by hand:",
                 "  zabbix-exalate simulate --port 8080 --write-config ./demo.conf      # in one terminal",
                 "  zabbix-exalate --config ./demo.conf discover                        # in another",
                 "  zabbix-exalate --config ./demo.conf sync-requests 'ADO <> Jira Prod'",
-                "  zabbix-exalate --config ./demo.conf status"]
+                "  zabbix-exalate --config ./demo.conf status",
+                "  zabbix-exalate --config ./demo.conf status --connection 'ADO <> Jira Prod'"]
     return "\n".join(out)
+
+
+def _moving(before: dict, after: dict) -> List[str]:
+    """Per connection, which of its queues of work in flight moved between two polls and which did not."""
+    lines = []
+    now = {c["name"]: c for c in after.get("connections") or ()}
+    for c in before.get("connections") or ():
+        later = now.get(c["name"], {})
+        if c.get("status") == "DEACTIVATED":
+            lines.append(f"{c['name']}: deactivated, its queues wait by design")
+            continue
+        seen = []
+        for m in CONNECTION_METRICS:
+            if m.in_flight and c.get(m.oldest_field) is not None:
+                old, new = c[m.oldest_field], later.get(m.oldest_field)
+                what = f"{m.column[0]} ({m.column[1]})"
+                seen.append(f"{what} moved {old} -> {new}" if new != old else f"{what} STUCK at {old}")
+        if seen:
+            lines.append(f"{c['name']}: " + ", ".join(seen))
+    return lines
 
 
 def _try(run) -> str:

@@ -51,6 +51,7 @@ class Simulator:
         self.scenario = {} if self.path else _validated(scenario)
         self._fault_uses: dict = {}
         self._login_secret = secrets.token_urlsafe(32)
+        self.started = time.monotonic()  # heads of queues that move advance from here
         self._reload()
 
     def update(self, **changes) -> None:
@@ -140,7 +141,7 @@ class Simulator:
                 found = self.connection(name)
                 if not found or found.get("removed"):
                     return Reply.of(400, NOT_FOUND_TEXT.format(name), "text/plain")
-                return _queue_reply(found, queue)
+                return _queue_reply(found, queue, (time.monotonic() - self.started) / 60)
         return Reply.of(404, {"message": f"no such endpoint: {rest}"})
 
     def credential_kind(self, rest: str, headers) -> str:
@@ -221,18 +222,43 @@ def _fault_reply(fault: dict) -> Optional[Reply]:
     return None
 
 
-def _queue_reply(connection: dict, queue: str) -> Reply:
-    """A streamed JSON array shaped like the documented examples, without building it in memory."""
+# What a node says about a failed sync, by reason (a reason not listed here gets a plain sentence).
+FAILURE_MESSAGES = {
+    "NO_ISSUE_TO_CONNECT_TO": "Could not connect `{issue}` to `{other}`: issue by key `{other}` already was connected "
+                              "to another issue using relation `{connection}`",
+    "SCRIPT_ERROR": "Error in the incoming sync script of `{connection}` for `{issue}`: No such property: "
+                    "customfield_10400 for class: com.exalate.basic.domain.hubobject.v1.BasicHubIssue (line 12)",
+    "ISSUE_NOT_FOUND": "Issue `{other}` that `{issue}` is connected to was not found: it may have been deleted",
+    "PERMISSION_DENIED": "The proxy user may not edit `{issue}`: check its permissions in the project",
+    "CHECKSUM_MISMATCH": "Checksums for blob id '{blob}' do not match. Expected: 17a7c1aaf84aa7c551dd1e349f30c2c8 "
+                         "Was: 90630d8f774de272400bdc9422b26d91",
+    "BLOB_NOT_FOUND": "Attachment with blob id '{blob}' of `{issue}` was not found on the other side",
+}
+DEFAULT_HEAD = 1000  # the oldest syncEventId of a queue that names none
+
+
+def _queue_reply(connection: dict, queue: str, minutes: float = 0.0) -> Reply:
+    """A streamed JSON array shaped like the documented examples, without building it in memory.
+
+    Its elements carry syncEventIds from the queue's head (heads, else DEFAULT_HEAD), listed from the middle
+    of the queue, not oldest first, as a node may. A queue with moves_per_minute holds its size while its head
+    advances (events go out as new ones come in); one without stays put: it is stuck."""
     count = int(connection.get("queues", {}).get(queue, 0))
+    head = int(connection.get("heads", {}).get(queue, DEFAULT_HEAD)) + int(
+        minutes * float(connection.get("moves_per_minute", {}).get(queue, 0)))
     payload = _payload(int(connection.get("payload_bytes", 2048)))
     reasons = connection.get("error_reasons") or ["NO_ISSUE_TO_CONNECT_TO"]
     blob_reasons = connection.get("blob_error_reasons") or ["CHECKSUM_MISMATCH"]
     name = connection["name"]
+    prefix = connection.get("issue_prefix") or "".join(w[0] for w in name.split() if w[:1].isalpha()).upper() or "SIM"
 
     def element(i: int) -> List[bytes]:
-        event = {"syncEventId": i + 1, "relationKey": name}
-        issue = {"id": 11700 + i, "urn": f"SIM-{i + 1}"}
-        blob = {"blobId": 10000 + i, "checksum": "90630d8f774de272400bdc9422b26d91"}
+        event_id = head + (i + count // 2) % count
+        key = f"{prefix}-{event_id}"
+        event = {"syncEventId": event_id, "relationKey": name}
+        issue = {"id": 11700 + event_id, "urn": key}
+        blob = {"blobId": 10000 + event_id, "checksum": "90630d8f774de272400bdc9422b26d91"}
+        words = {"issue": key, "other": f"{prefix}-{event_id + 1}", "connection": name, "blob": blob["blobId"]}
         if queue in ("sync-requests", "sync-responses"):
             event["replica"] = {"issueKey": issue, "summary": f"Simulated issue {i + 1}", "encodedPayload": "\0"}
             event["traces"] = [{"type": "COMMENT", "localId": str(10800 + i), "remoteId": str(10900 + i),
@@ -247,14 +273,14 @@ def _queue_reply(connection: dict, queue: str) -> Reply:
             if queue == "blob-responses":
                 event["blobEventId"] = 100 + i
         elif queue == "error-responses":
-            event.update(sourceIssueKey=issue, message=f"Could not sync SIM-{i + 1}: simulated failure",
-                         errorReason=reasons[i % len(reasons)])
+            reason = reasons[i % len(reasons)]
+            event.update(sourceIssueKey=issue, message=_message(reason, words), errorReason=reason)
         else:
+            reason = blob_reasons[i % len(blob_reasons)]
             event.update(blobEventId=100 + i, blobId=blob["blobId"], sourceIssueKey=issue,
-                         errorMessage=f"Checksums for blob id '{blob['blobId']}' do not match",
-                         blobErrorReason=blob_reasons[i % len(blob_reasons)])
-        head, _, tail = json.dumps(event).partition('"\\u0000"')
-        pieces = [b"," if i else b"[", head.encode()]
+                         errorMessage=_message(reason, words), blobErrorReason=reason)
+        head_text, _, tail = json.dumps(event).partition('"\\u0000"')
+        pieces = [b"," if i else b"[", head_text.encode()]
         if _:
             pieces += [b'"', payload, b'"', tail.encode()]
         return pieces
@@ -281,6 +307,10 @@ def _queue_reply(connection: dict, queue: str) -> Reply:
     return Reply(200, "application/json", chunks(), length)
 
 
+def _message(reason: str, words: dict) -> str:
+    return FAILURE_MESSAGES.get(reason, "Sync of `{issue}` failed on `{connection}`").format(**words)
+
+
 def _payload(size: int) -> bytes:
     """base64 text of about size bytes, like a replica's encodedPayload."""
     raw = (b'{"hubIssue":{"summary":"simulated","description":"' + b"x" * max(size, 0) + b'"}}')
@@ -299,11 +329,15 @@ def _validated(scenario) -> dict:
     for c in s["connections"]:
         if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
             raise ValueError("every connection needs a name")
-        for queue, count in c.get("queues", {}).items():
-            if queue not in QUEUE_NAMES:
-                raise ValueError(f"connection {c['name']!r}: unknown queue {queue!r} (known: {', '.join(QUEUE_NAMES)})")
-            if not isinstance(count, int) or count < 0:
-                raise ValueError(f"connection {c['name']!r}: queue {queue} must be a whole number >= 0")
+        for what in ("queues", "heads", "moves_per_minute"):
+            for queue, number in c.get(what, {}).items():
+                if queue not in QUEUE_NAMES:
+                    raise ValueError(f"connection {c['name']!r}: unknown queue {queue!r} in {what} "
+                                     f"(known: {', '.join(QUEUE_NAMES)})")
+                if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0 \
+                        or (what != "moves_per_minute" and not isinstance(number, int)):
+                    raise ValueError(f"connection {c['name']!r}: {what} of {queue} must be a number >= 0"
+                                     + ("" if what == "moves_per_minute" else " (whole)"))
     for fault in s["faults"]:
         if not isinstance(fault, dict) or not isinstance(fault.get("path"), str):
             raise ValueError("every fault needs a path pattern, e.g. \"2.4/relations/*\"")
