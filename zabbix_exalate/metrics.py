@@ -35,6 +35,7 @@ class Metric:
     reason_field: Optional[str] = None  # for --reason: which field of each element holds it
     message_field: Optional[str] = None  # a failure's message in each element (with reason_field)
     in_flight: bool = False             # a queue of work in flight: a head that stays put is a stuck queue
+    queue: str = ""                     # the queue's name in a problem's name, e.g. "Sync requests"
     alarm: Optional[Alarm] = None       # its triggers in the templates
     component: str = "queue"            # its component tag in the templates
     column: Tuple[str, str] = ("", "")  # a connection's queue: its two header lines in `status`
@@ -92,19 +93,20 @@ METRICS = (
            "Sync requests ready to be received",
            "Changes of this connection waiting for the other side to fetch them: the connection's backlog. "
            "A queue that stays high means the other side has stopped picking changes up.",
-           in_flight=True, alarm=Alarm(BACKLOG), column=("to send", "syncs")),
+           in_flight=True, queue="Sync requests", alarm=Alarm(BACKLOG), column=("to send", "syncs")),
     Metric("blob-requests", "2.4/relations/{connection}/syncevents/blobrequests", RELATION, None,
            "Attachment requests ready to be received",
            "Attachments of this connection waiting for the other side to fetch them.", in_flight=True,
+           queue="Attachment requests",
            column=("to send", "files")),
     Metric("sync-responses", "2.4/relations/{connection}/syncrequests/syncresponses", RELATION, None,
            "Responses to submitted sync requests",
            "Answers from the other side to the changes this node sent, not yet processed here.",
-           in_flight=True, column=("answers", "syncs")),
+           in_flight=True, queue="Sync responses", column=("answers", "syncs")),
     Metric("blob-responses", "2.4/relations/{connection}/syncrequests/blobresponses", RELATION, None,
            "Responses to submitted attachment requests",
            "Answers from the other side to the attachments this node sent, not yet processed here.",
-           in_flight=True, column=("answers", "files")),
+           in_flight=True, queue="Attachment responses", column=("answers", "files")),
     Metric("error-responses", "2.4/relations/{connection}/syncrequests/errorresponses", RELATION, None,
            "Failed sync requests",
            "Changes the other side failed to apply (errorReason, message): those issues stay out of sync "
@@ -128,6 +130,8 @@ COLLECT_KEY = "exalate.collect"              # the whole node in one JSON docume
 RESPONSE_TIME_KEY = "exalate.response_time"  # seconds the ping request took
 CONNECTION_COUNT_KEY = "exalate.connections"
 STATUS_KEY = "exalate.status"                # per connection, a code from CONNECTION_STATUSES
+REASON_DISCOVERY_KEY = "exalate.reasons"     # the failure reasons of every connection (one-poll templates)
+REASON_KEY = "exalate.failed_by_reason"      # per connection, kind and reason: how many failures carry it
 
 # The document's field holding the connection list, and the ping_check that makes reading it the ping.
 CONNECTIONS_FIELD = "connections"

@@ -78,10 +78,10 @@ def _heads(c: dict) -> str:
 
 
 def _failure(f: dict, with_id: bool = False) -> str:
-    """A failed sync in one line: [id] issue reason: message, whichever parts it has."""
-    parts = [str(f["id"]) if with_id and f.get("id") is not None else "", f.get("issue") or "",
-             (f.get("reason") or "") + (":" if f.get("message") else "")]
-    return " ".join(p for p in parts + [f.get("message") or ""] if p).rstrip(":") or "(no details)"
+    """A failed sync in one line, as the templates' newest-failure items write it: "ISSUE REASON: message"."""
+    head = " ".join(p for p in (f.get("issue"), f.get("reason")) if p)
+    text = f"{head}: {f['message']}" if head and f.get("message") else head or f.get("message") or "(no details)"
+    return f"{f['id']} {text}" if with_id and f.get("id") is not None else text
 
 
 def _wrap(line: str, indent: str = "  ") -> List[str]:

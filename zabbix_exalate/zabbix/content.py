@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                        DISCOVERY_KEY, ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY,
-                       RESPONSE_TIME_KEY, STATUS_KEY)
+                       REASON_DISCOVERY_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
 from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, DEFAULT_FORMAT, DEFAULT_TEMPLATE, GROUP,
                      GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design, connection_key, ctx,
                      master_key, node_key, tags)
@@ -66,6 +66,9 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
      "Context: a connection's name."),
     ("{$EXALATE.QUEUE.MAX.HIGH}", "200", "Sync backlog of a connection that raises an average problem. "
      "Context: a connection's name."),
+    ("{$EXALATE.STUCK.PERIOD}", "30m", "How long a queue of work in flight (sync and attachment requests and "
+     "responses) may hold events whose oldest does not move before it counts as stuck: long enough for the other "
+     "side's slowest normal sync. Context: a connection's name."),
     ("{$EXALATE.QUEUE.PERIOD}", "30m", "How long a backlog may stand above a threshold before a problem opens. "
      "Context: a connection's name."),
     ("{$EXALATE.BACKLOG.IGNORE.STATUS}", "^DEACTIVATED$", "Connections whose status matches this regular "
@@ -95,10 +98,13 @@ def macro_description(d: Design, macro: str, text: str) -> str:
 
 # --- preprocessing of the one-poll templates -------------------------------------------------------
 
-def step(kind: str, parameter: str, error: str = "") -> dict:
+def step(kind: str, parameter: str = "", error: str = "", otherwise: str = "") -> dict:
+    """One preprocessing step; when it fails, the item is unsupported with error, or takes the value otherwise."""
     entity = {"type": kind, "parameters": [parameter]}
     if error:
         entity.update(error_handler="CUSTOM_ERROR", error_handler_params=error)
+    elif otherwise:
+        entity.update(error_handler="CUSTOM_VALUE", error_handler_params=otherwise)
     return entity
 
 
@@ -143,6 +149,50 @@ def status_js() -> str:
     return (f"var codes = {json.dumps(STATUS_CODES)};\n"
             f"return codes.hasOwnProperty(value) ? codes[value] : {OTHER_STATUS};")
 
+
+def last_failure_js(field: str) -> str:
+    """The newest failure of a connection's object as one line, "ISSUE REASON: message" (as `status` writes it)."""
+    return f"""\
+var failure = JSON.parse(value).{field};
+if (!failure) {{
+    return 'none';
+}}
+var head = [failure.issue, failure.reason].filter(function (part) {{ return part; }}).join(' ');
+return head && failure.message ? head + ': ' + failure.message : head || failure.message || '(no details)';"""
+
+
+# The failure reasons of every connection, one row per (connection, kind of failure, reason).
+REASON_KINDS = [(m.alarm.noun.split()[0].rstrip("s"), m.alarm.noun, m.field_name, m.reasons_field)
+                for m in CONNECTION_METRICS if m.reasons_field]  # ("sync", "syncs", "error_responses", "error_reasons")
+REASON_DISCOVERY_JS = """\
+var connections = JSON.parse(value).connections;
+if (!Array.isArray(connections)) {
+    throw 'the collected document lists no connections';
+}
+var kinds = %s;
+var rows = [];
+connections.forEach(function (c) {
+    kinds.forEach(function (kind) {
+        var reasons = c[kind[3]];
+        if (reasons !== null && typeof reasons === 'object') {
+            Object.keys(reasons).forEach(function (reason) {
+                rows.push({connection: c.name, key: c.key, kind: kind[0], kind_name: kind[1], queue: kind[2],
+                           reasons: kind[3],
+                           reason: reason, reason_key: encodeURIComponent(reason).replace(/[!'()*~]/g, function (ch) {
+                               return '%%' + ch.charCodeAt(0).toString(16).toUpperCase();
+                           })});
+            });
+        }
+    });
+});
+return JSON.stringify(rows);""" % json.dumps([list(k) for k in REASON_KINDS])
+REASON_COUNT_JS = """\
+var count = JSON.parse(value)[decodeURIComponent('{#REASON.KEY}')];
+return count === undefined ? 0 : count;"""
+REASON_MACRO_PATHS = (("{#CONNECTION}", "$.connection"), (CONNECTION_KEY, "$.key"), ("{#KIND}", "$.kind"),
+                      ("{#KIND.NAME}", "$.kind_name"),
+                      ("{#QUEUE}", "$.queue"), ("{#REASONS}", "$.reasons"), ("{#REASON}", "$.reason"),
+                      ("{#REASON.KEY}", "$.reason_key"))
 
 LLD_MACRO_PATHS = (("{#CONNECTION}", "$.name"), (CONNECTION_KEY, "$.key"), ("{#CONNECTION.ID}", "$.id"),
                    ("{#CONNECTION.STATUS}", "$.status"))
@@ -329,9 +379,15 @@ def connection_triggers(d: Design, m) -> List[dict]:
         what = m.alarm.noun
         limit = ctx(m.alarm.limit)
         period = ctx("{$EXALATE.FAILED.PERIOD}")
-        return [trigger(d, f"{m.command}-failed", f"min({key},{period})>{limit}", f"{who}: Failed {what}",
-                        "WARNING", scope="notice", event_name=f"{who}: Failed {what} (over {limit} for {period})",
-                        opdata="Failed: {ITEM.LASTVALUE1}",
+        expression, newest, opdata = f"min({key},{period})>{limit}", "", "Failed: {ITEM.LASTVALUE1}"
+        if d.one_poll:
+            # The newest failure's text item joins the expression (always true) for its value in the problem.
+            expression += f" and length(last({d.ref(connection_key('exalate.' + m.last_field))}))>=0"
+            newest, opdata = ": {ITEM.LASTVALUE2}", opdata + ", newest: {ITEM.LASTVALUE2}"
+        return [trigger(d, f"{m.command}-failed", expression, f"{who}: Failed {what}",
+                        "WARNING", scope="notice",
+                        event_name=f"{who}: Failed {what} (over {limit} for {period}){newest}",
+                        opdata=opdata,
                         description=f"The other side could not apply {what} of this connection; the issues "
                         "concerned stay out of sync. Run `zabbix-exalate --node {$EXALATE.NODE} "
                         f"{m.command} '{CONNECTION_KEY}' --reason <REASON>` to count one cause, read the "
@@ -373,6 +429,8 @@ def connection_items(d: Design) -> List[dict]:
                                m.description, m.component, connection=True, triggers=connection_triggers(d, m),
                                preprocessing=steps))
     if d.one_poll:
+        prototypes += [oldest_item(d, m) for m in CONNECTION_METRICS if m.in_flight]
+        prototypes += [last_failure_item(d, m) for m in CONNECTION_METRICS if m.last_field]
         codes = ", ".join(f"{code} {status}" for status, code in CONNECTION_STATUSES)
         prototypes.append(item(
             d, "status", f'Exalate: Connection "{CONNECTION}": Status', connection_key(STATUS_KEY),
@@ -383,6 +441,75 @@ def connection_items(d: Design) -> List[dict]:
     return prototypes
 
 
+def oldest_item(d: Design, m) -> dict:
+    """A queue's oldest waiting event, stored only when it changes, and the problem when it has not for a while."""
+    key = connection_key("exalate." + m.oldest_field)
+    oldest, size, period = d.ref(key), d.ref(connection_key(m.key)), ctx("{$EXALATE.STUCK.PERIOD}")
+    who = f'Exalate: Connection "{CONNECTION}"'
+    stuck = trigger(
+        d, f"{m.command}-stuck", f"nodata({oldest},{period})=1 and last({oldest})>0 and min({size},{period})>0",
+        f"{who}: {m.queue} are stuck", "AVERAGE", scope="performance",
+        event_name=f"{who}: {m.queue} are stuck (oldest event {{ITEM.LASTVALUE1}} waiting for {period})",
+        opdata="Waiting: {ITEM.LASTVALUE2}, oldest event: {ITEM.LASTVALUE1}",
+        description=f"The queue of {m.queue.lower()} has held events all along, and its oldest has not moved: "
+        "nothing of this connection gets through, whatever the size of the queue. The usual causes: the other "
+        "side is down or cannot reach this node, the connection is in error, or the oldest event fails every "
+        "time it is retried (see the connection's failed syncs). Open the connection in the Exalate console of "
+        "both nodes (Sync Queue, Errors tab) and look at that event. It resolves when the oldest event moves "
+        "or the queue empties.")
+    return item(d, f"{m.command}-oldest", f'Exalate: Connection "{CONNECTION}": {m.queue}: oldest event', key,
+                f"The smallest syncEventId waiting in the queue of {m.queue.lower()}; 0 when the queue is empty. "
+                "Stored only when it changes: the time of its last value is when the queue last moved.",
+                m.component, connection=True, triggers=[stuck],
+                preprocessing=connection_entry() + [failure_check(m.field_name),
+                                                    step("JSONPATH", f"$.{m.oldest_field}", otherwise="0"),
+                                                    step("DISCARD_UNCHANGED")])
+
+
+def last_failure_item(d: Design, m) -> dict:
+    """The newest failure of a queue of failures as text, with history: the sequence of failures."""
+    return item(d, m.last_field.replace("_", "-"), f'Exalate: Connection "{CONNECTION}": Newest failed {m.alarm.noun}',
+                connection_key("exalate." + m.last_field),
+                f"The failure with the highest syncEventId among the failed {m.alarm.noun} of the connection: "
+                "\"ISSUE REASON: message\", or \"none\". Stored when it changes: its history is the sequence of "
+                "failures.", m.component, connection=True, value_type="TEXT", trends="0", history="30d",
+                preprocessing=connection_entry() + [failure_check(m.field_name),
+                                                    step("JAVASCRIPT", last_failure_js(m.last_field)),
+                                                    step("DISCARD_UNCHANGED")])
+
+
+def reason_discovery_rule(d: Design) -> dict:
+    """One-poll templates: a dependent rule over every connection's failure reasons, one item each."""
+    who = 'Exalate: Connection "{#CONNECTION}"'
+    rule = {"uuid": d.uid("discovery:reasons"), "name": "Exalate: Failure reason discovery", "type": "DEPENDENT",
+            "key": node_key(REASON_DISCOVERY_KEY), "delay": "0",
+            "filter": connection_filter(), "lifetime": "{$EXALATE.LLD.LIFETIME}",
+            **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
+               if d.v7 else {}),
+            "description": "The reasons (errorReason, blobErrorReason) the failed syncs of each connection carry, "
+                           "from the connections of the collected document.",
+            "item_prototypes": [item(
+                d, "failed-by-reason", f"{who}: Failed {{#KIND.NAME}} by reason {{#REASON}}",
+                connection_key(REASON_KEY)[:-1] + ",{#KIND},{#REASON.KEY}]",
+                "How many failed syncs of the connection carry this reason (0 once none does).", "queue",
+                connection=True, preprocessing=connection_entry() + [
+                    step("CHECK_JSON_ERROR", "$.failures.{#QUEUE}"), step("JSONPATH", "$.{#REASONS}"),
+                    step("JAVASCRIPT", REASON_COUNT_JS)])],
+            "master_item": {"key": master_key(d)},
+            "lld_macro_paths": [{"lld_macro": m, "path": p} for m, p in REASON_MACRO_PATHS],
+            "preprocessing": [failure_check("connections"), step("JAVASCRIPT", REASON_DISCOVERY_JS),
+                              step("DISCARD_UNCHANGED_HEARTBEAT", "{$EXALATE.LLD.INTERVAL}")]}
+    return rule
+
+
+def connection_filter() -> dict:
+    return {"evaltype": "AND", "conditions": [
+        {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.MATCHES}", "operator": "MATCHES_REGEX",
+         "formulaid": "A"},
+        {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
+         "formulaid": "B"}]}
+
+
 def discovery_rule(d: Design) -> dict:
     rule = {"uuid": d.uid("discovery:connections"), "name": "Exalate: Connection discovery"}
     if d.one_poll:
@@ -390,11 +517,7 @@ def discovery_rule(d: Design) -> dict:
     else:
         rule.update(key=node_key(DISCOVERY_KEY), delay="{$EXALATE.LLD.INTERVAL}")
     rule.update({
-        "filter": {"evaltype": "AND", "conditions": [
-            {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.MATCHES}", "operator": "MATCHES_REGEX",
-             "formulaid": "A"},
-            {"macro": CONNECTION, "value": "{$EXALATE.CONNECTION.NOT_MATCHES}", "operator": "NOT_MATCHES_REGEX",
-             "formulaid": "B"}]},
+        "filter": connection_filter(),
         "lifetime": "{$EXALATE.LLD.LIFETIME}",
         # 7.0: a lost connection's items are disabled first (lifetime_type keeps its default, DELETE_AFTER).
         **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
@@ -422,8 +545,8 @@ def discovery_rule(d: Design) -> dict:
         "filter": {"evaltype": "AND", "conditions": [
             {"macro": "{#CONNECTION.STATUS}", "value": "{$EXALATE.BACKLOG.IGNORE.STATUS}",
              "operator": "MATCHES_REGEX", "formulaid": "A"}]},
-        "operations": [{"operationobject": "TRIGGER_PROTOTYPE", "operator": "LIKE", "value": "backlog",
-                        "discover": "NO_DISCOVER"}]}]
+        "operations": [{"operationobject": "TRIGGER_PROTOTYPE", "operator": "LIKE", "value": word,
+                        "discover": "NO_DISCOVER"} for word in ("backlog", "stuck") if word == "backlog" or d.one_poll]}]
     return rule
 
 
@@ -486,7 +609,7 @@ def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> di
                        "queues of every discovered connection. Setup: templates/README.md of zabbix-exalate.",
         "groups": [{"name": GROUP}],
         "items": node_items(d),
-        "discovery_rules": [discovery_rule(d)],
+        "discovery_rules": [discovery_rule(d)] + ([reason_discovery_rule(d)] if d.one_poll else []),
         "tags": tags(**{"class": "application", "target": "exalate"}),
     }
     # The macros this template uses, in the order of MACROS: each template defines what it needs, no more.
