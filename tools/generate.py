@@ -43,7 +43,7 @@ def _how(entity: dict) -> str:
 
 def _walk_triggers(tree: dict) -> List[Tuple[str, dict]]:
     found = [("", t) for i in tree["items"] for t in i.get("triggers", [])]
-    prototypes = tree["discovery_rules"][0]["item_prototypes"]
+    prototypes = [p for rule in tree["discovery_rules"] for p in rule["item_prototypes"]]
     found += [("yes", t) for i in prototypes for t in i.get("trigger_prototypes", [])]
     return found
 
@@ -54,7 +54,7 @@ def tables() -> Dict[str, str]:
                             ((f"`{k}[*]`", f"`{c}`") for k, c in userparameters()))}
     for d in DESIGNS:
         tree = template_tree(d.name)["templates"][0]
-        rule = tree["discovery_rules"][0]
+        rules = tree["discovery_rules"]
         # Every macro of either export, in the order of MACROS, with the 6.0 text where both have one (it says
         # what 6.0 and 7.0 each need); the 7.0 export's own text is in its file.
         by_format = {f: {m["macro"]: m for m in template_tree(d.name, f)["templates"][0]["macros"]} for f in FORMATS}
@@ -64,9 +64,10 @@ def tables() -> Dict[str, str]:
                 "description"], ", ".join(f for f in FORMATS if m in by_format[f]))
             for m, _, _ in MACROS if m in every))
         found[f"discovery:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), [
-            (rule["name"], f"`{rule['key']}`", TYPES[rule.get("type")], rule["description"])])
+            (rule["name"], f"`{rule['key']}`", TYPES[rule.get("type")], rule["description"]) for rule in rules])
         found[f"items:{d.slug}"] = _table(("Name", "Key", "Type", "Description"), (
-            (i["name"], f"`{i['key']}`", _how(i), i["description"]) for i in tree["items"] + rule["item_prototypes"]))
+            (i["name"], f"`{i['key']}`", _how(i), i["description"])
+            for i in tree["items"] + [p for rule in rules for p in rule["item_prototypes"]]))
         found[f"triggers:{d.slug}"] = _table(("Name", "Expression", "Severity", "Per connection", "Depends on"), (
             (t.get("event_name") or t["name"], f"`{t['expression']}`", t["priority"].title(), proto,
              "; ".join(dep["name"] for dep in t.get("dependencies", []))) for proto, t in _walk_triggers(tree)))
