@@ -8,7 +8,7 @@ from typing import Deque, List, Optional, Tuple
 
 import pytest
 
-from conftest import Run, console
+from helpers import Run, run_cli
 from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer
 
 
@@ -111,7 +111,7 @@ class Feeder:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                ran = console(*self.args, env=self.env)
+                ran = run_cli(*self.args, env=self.env)
             except Exception as exc:  # a secret in the output, a run past its timeout: reported by since()
                 self.crashes.append(repr(exc))
             else:

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from conftest import Run
-from hostile_server import SLACK, assert_contract, assert_one_clean_line, write_node_config
+from helpers import SLACK, assert_contract, assert_one_clean_line, config_file, run_cli, run_process
 
 TIMEOUT = 1.0
 NETNS_ETC = "/etc/netns"
@@ -41,10 +40,6 @@ while True:
 """
 
 
-def _run(*argv, **kw):
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, **kw)
-
-
 @pytest.fixture
 def silent_dns_namespace():
     """The name of a network namespace whose only resolver never answers; removed afterwards, always."""
@@ -53,8 +48,8 @@ def silent_dns_namespace():
     if not shutil.which("ip"):
         pytest.skip("iproute2's ip is not installed: cannot create a network namespace")
     name = f"zxdns-{os.getpid()}-{time.monotonic_ns() % 100000}"
-    added = _run("ip", "netns", "add", name)
-    if added.returncode != 0:
+    added = run_process(["ip", "netns", "add", name], timeout=30)
+    if added.code != 0:
         pytest.skip(f"cannot create a network namespace here (ip netns add: {added.stderr.strip()})")
     created_etc = not os.path.isdir(NETNS_ETC)
     etc = os.path.join(NETNS_ETC, name)
@@ -64,8 +59,8 @@ def silent_dns_namespace():
         with open(os.path.join(etc, "resolv.conf"), "w") as handle:
             # The C library's own patience: 5 s a try, two tries, before it gives up.
             handle.write("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
-        up = _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
-        assert up.returncode == 0, up.stderr
+        up = run_process(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], timeout=30)
+        assert up.code == 0, up.stderr
         resolver = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", SILENT_RESOLVER],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = resolver.stdout.readline()
@@ -75,7 +70,7 @@ def silent_dns_namespace():
         if resolver is not None:
             resolver.kill()
             resolver.wait(10)
-        _run("ip", "netns", "del", name)
+        run_process(["ip", "netns", "del", name], timeout=30)
         shutil.rmtree(etc, ignore_errors=True)
         if created_etc:
             try:
@@ -86,15 +81,13 @@ def silent_dns_namespace():
 
 @pytest.fixture
 def config(tmp_path):
-    return write_node_config(tmp_path / "zabbix_exalate.conf", "http://slow.invalid.example:8080", user="monitor",
-                             password="dns-test-pa55word", token_cache="off")
+    return config_file(tmp_path / "zabbix_exalate.conf", "http://slow.invalid.example:8080", user="monitor",
+                       password="dns-test-pa55word", token_cache="off")
 
 
 def run_in(namespace: str, *args: str):
-    command = ["ip", "netns", "exec", namespace, shutil.which("zabbix-exalate"), *args]
-    started = time.monotonic()
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    return Run(proc.returncode, proc.stdout, proc.stderr), time.monotonic() - started
+    """The check run in the namespace, as the agent would run it there."""
+    return run_cli(*args, prefix=["ip", "netns", "exec", namespace], secrets=["dns-test-pa55word"])
 
 
 def test_the_resolver_in_the_namespace_really_never_answers(silent_dns_namespace):
@@ -112,19 +105,19 @@ def test_the_resolver_in_the_namespace_really_never_answers(silent_dns_namespace
 
 
 def test_a_resolver_that_never_answers_times_out_within_the_timeout(silent_dns_namespace, config):
-    ran, elapsed = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "outgoing")
-    assert_contract(ran, 7, elapsed=elapsed, timeout=TIMEOUT)
+    ran = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "outgoing")
+    assert_contract(ran, 7, timeout=TIMEOUT)
 
 
 def test_ping_with_a_resolver_that_never_answers_prints_0_within_the_timeout(silent_dns_namespace, config):
-    ran, elapsed = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "ping")
-    assert_contract(ran, 0, stdout="0\n", elapsed=elapsed, timeout=TIMEOUT)
+    ran = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "ping")
+    assert_contract(ran, 0, stdout="0\n", timeout=TIMEOUT)
 
 
 def test_collect_with_a_resolver_that_never_answers_reports_within_the_timeout(silent_dns_namespace, config):
     import json
-    ran, elapsed = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "collect")
-    assert elapsed <= TIMEOUT + SLACK, f"{elapsed:.2f} s for a timeout of {TIMEOUT:g} s: {ran}"
+    ran = run_in(silent_dns_namespace, "--config", config, "--timeout", f"{TIMEOUT:g}", "collect")
+    assert ran.elapsed <= TIMEOUT + SLACK, f"{ran.elapsed:.2f} s for a timeout of {TIMEOUT:g} s: {ran}"
     assert (ran.code, ran.stderr) == (0, ""), ran
     assert_one_clean_line(ran.stdout, ran)
     assert json.loads(ran.stdout)["ping"] == 0, ran

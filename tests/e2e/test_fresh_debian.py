@@ -30,15 +30,15 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from conftest import require_binary
 from debian_chroot import SYSTEMD_PATH, DebianChroot, System
+from helpers import free_ports, require_binary
 from zabbix_exalate.metrics import CONNECTION_METRICS, NODE_METRICS
 from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer, sample_scenario_path
-from zabbix_stack import StackError, _free_ports, _kill, _tail
+from zabbix_stack import ZABBIX_PORTS, StackError, _kill, _tail
 
 pytestmark = pytest.mark.e2e
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 BASE = os.environ.get("ZABBIX_EXALATE_BOOKWORM") or "/tmp/zabbix-exalate-bookworm"  # and BASE-logs: the output
 # A fresh Debian 12 with Debian's Python and nothing else of ours: what issue 8 calls a new user's machine.
 BASE_PACKAGES = ["python3", "python3-venv", "ca-certificates"]
@@ -147,7 +147,7 @@ def debian12(request):
 
 
 def _install_debootstrap() -> None:
-    """As tests/zabbix_stack.py does for its 7.0 chroot: the end-to-end suite may install what it needs."""
+    """As zabbix_stack.py does for its 7.0 chroot: the end-to-end suite may install what it needs."""
     if not shutil.which("apt-get"):
         _unavailable("debootstrap is not installed, and there is no apt-get to install it")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -283,7 +283,7 @@ def _configure_agent(system: System, config: str, overrides: Dict[str, Optional[
     for line in path.read_text().splitlines():
         key = line.split("=", 1)[0].strip()
         lines.append(f"# {line}" if "=" in line and not line.lstrip().startswith("#") and key in overrides else line)
-    lines.append("# tests/test_fresh_debian.py: this agent's own ports, pid and log files")
+    lines.append("# tests/e2e/test_fresh_debian.py: this agent's own ports, pid and log files")
     lines += [f"{key}={value}" for key, value in overrides.items() if value is not None]
     path.write_text("\n".join(lines) + "\n")
 
@@ -323,7 +323,7 @@ def _start_agents(system: System, scratch: pathlib.Path) -> List[RunningAgent]:
     os.chown(run_dir, int(entry[2]), int(entry[3]))
     # What systemd gives a service with User=zabbix: its PATH, and the user's home, name and shell.
     env = {"PATH": SYSTEMD_PATH, "HOME": entry[5], "USER": "zabbix", "LOGNAME": "zabbix", "SHELL": entry[6]}
-    ports = _free_ports([program for program, _, _ in AGENTS], {})
+    ports = dict(zip([program for program, _, _ in AGENTS], free_ports(len(AGENTS), ZABBIX_PORTS)))
     started = []
     try:
         for program, config, argv in AGENTS:

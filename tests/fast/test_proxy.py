@@ -6,8 +6,8 @@ operator must be sent to the proxy, not to the node's log. The proxy's credentia
 """
 import pytest
 
-from hostile_server import (Answer, HostileServer, assert_contract, echo_headers, run_agent, secret_forms,
-                            write_node_config)
+from helpers import assert_contract, config_file, run_cli, secret_forms
+from hostile_server import Answer, HostileServer, echo_headers
 
 NODE = "http://node.example.invalid:8080"
 USER, PASSWORD = "monitor", "pr0xied-node-pa55word"
@@ -25,8 +25,8 @@ def proxy():
 
 
 def configure(tmp_path, proxy_url: str, url: str = NODE) -> str:
-    return write_node_config(tmp_path / "zabbix_exalate.conf", url, user=USER, password=PASSWORD, proxy=proxy_url,
-                             token_cache="off")
+    return config_file(tmp_path / "zabbix_exalate.conf", url, user=USER, password=PASSWORD, proxy=proxy_url,
+                       token_cache="off")
 
 
 def secrets(proxy: HostileServer):
@@ -40,9 +40,9 @@ REFUSAL = Answer(407, b'{"message": "proxy authentication required"}', headers=[
 
 def test_a_proxy_refusing_with_407_is_named_not_the_node(proxy, tmp_path):
     proxy.route("*", "*", REFUSAL)
-    ran, elapsed = run_agent("--config", configure(tmp_path, proxy.url), "outgoing")
+    ran = run_cli("--config", configure(tmp_path, proxy.url), "outgoing")
     assert proxy.seen(), f"the request did not go through the proxy: {ran}"
-    assert_contract(ran, PROXY_STATUSES, "proxy", f"127.0.0.1:{proxy.port}", elapsed=elapsed,
+    assert_contract(ran, PROXY_STATUSES, "proxy", f"127.0.0.1:{proxy.port}",
                     timeout=DEFAULT_TIMEOUT, secrets=secrets(proxy))
 
 
@@ -50,24 +50,24 @@ def test_a_proxy_echoing_its_credentials_does_not_get_them_printed(proxy, tmp_pa
     proxy.route("*", "*", Answer(407, echo_headers("Proxy-Authorization", "Authorization"),
                                  headers=REFUSAL.headers))
     proxy_url = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}"
-    ran, elapsed = run_agent("--config", configure(tmp_path, proxy_url), "outgoing")
+    ran = run_cli("--config", configure(tmp_path, proxy_url), "outgoing")
     assert proxy.sent_values("Proxy-Authorization"), f"the proxy credentials were not sent: {ran}"
-    assert_contract(ran, PROXY_STATUSES, "proxy", absent=[f"{PROXY_USER}:"], elapsed=elapsed,
+    assert_contract(ran, PROXY_STATUSES, "proxy", absent=[f"{PROXY_USER}:"],
                     timeout=DEFAULT_TIMEOUT, secrets=secrets(proxy))
 
 
 def test_a_proxy_hanging_up_is_named_not_the_node(proxy, tmp_path):
     proxy.route("*", "*", Answer(hang_up=True))
-    ran, elapsed = run_agent("--config", configure(tmp_path, proxy.url), "outgoing")
+    ran = run_cli("--config", configure(tmp_path, proxy.url), "outgoing")
     assert proxy.seen(), f"the request did not go through the proxy: {ran}"
-    assert_contract(ran, 8, "proxy", f"127.0.0.1:{proxy.port}", absent=["the node closed"], elapsed=elapsed,
+    assert_contract(ran, 8, "proxy", f"127.0.0.1:{proxy.port}", absent=["the node closed"],
                     timeout=DEFAULT_TIMEOUT, secrets=secrets(proxy))
 
 
 def test_an_https_tunnel_refused_by_the_proxy_names_the_proxy(proxy, tmp_path):
     proxy.route("CONNECT", "*", REFUSAL)
     path = configure(tmp_path, proxy.url, url="https://node.example.invalid")
-    ran, elapsed = run_agent("--config", path, "outgoing")
+    ran = run_cli("--config", path, "outgoing")
     assert proxy.seen("CONNECT"), f"no tunnel was asked of the proxy: {ran}"
-    assert_contract(ran, PROXY_STATUSES, "proxy", f"127.0.0.1:{proxy.port}", elapsed=elapsed,
+    assert_contract(ran, PROXY_STATUSES, "proxy", f"127.0.0.1:{proxy.port}",
                     timeout=DEFAULT_TIMEOUT, secrets=secrets(proxy))

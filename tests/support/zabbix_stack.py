@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import pwd
-import random
 import re
 import shutil
 import signal
@@ -22,7 +21,9 @@ import time
 import urllib.request
 from typing import Dict, List, Optional
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from helpers import free_ports
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_DIR = "/tmp/zabbix-exalate-stack"
 DEFAULT_USERPARAMETERS = REPO / "userparameters" / "userparameter_exalate.conf"
 ADMIN_USER, ADMIN_PASSWORD = "Admin", "zabbix"
@@ -39,6 +40,8 @@ FRONTEND_CONF = pathlib.Path("/etc/zabbix/zabbix.conf.php")
 CONFIG_FILE_CLASS = pathlib.Path("include/classes/core/CConfigFile.php")
 # What older versions of this script did instead: write FRONTEND_CONF, moving the host's own file here.
 FRONTEND_CONF_BACKUP = pathlib.Path("/etc/zabbix/zabbix.conf.php.before-zabbix-stack")
+# What every version of this script writes first: older ones lived at tests/zabbix_stack.py, and their files must
+# still be recognised, so the mark keeps that path.
 CONF_MARK = "<?php\n// Written by tests/zabbix_stack.py"
 POLICY_RC_D = pathlib.Path("/usr/sbin/policy-rc.d")
 # php-fpm first: otherwise apt satisfies the frontend's web server dependency with Apache.
@@ -62,6 +65,7 @@ CHROOT_MARK = pathlib.Path("/etc/zabbix-exalate-stack.json")
 # What make_venv copies to build the package, and hashes to know when to rebuild it.
 PROJECT_SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "zabbix_exalate")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+ZABBIX_PORTS = (20000, 32767)  # what Zabbix takes as a ListenPort, below the kernel's ephemeral range
 
 
 class StackError(RuntimeError):
@@ -113,35 +117,6 @@ def _check_reachable(path: pathlib.Path) -> None:
         if parent.exists() and not parent.stat().st_mode & 0o001:
             raise StackError(f"{parent} is mode {parent.stat().st_mode & 0o777:o}, so the zabbix and postgres "
                              f"users cannot reach {path}: choose a directory under /tmp")
-
-
-def _free_ports(names, preferred: Dict[str, int]) -> Dict[str, int]:
-    """A free loopback port for each name, the one used last time when it is still free.
-
-    Zabbix refuses a ListenPort above 32767, so they come from below the kernel's ephemeral range.
-    """
-    held, ports = [], {}
-    try:
-        for name in names:
-            last = [preferred[name]] if 20000 <= preferred.get(name, 0) < 32768 else []
-            for port in last + [random.randrange(20000, 32768) for _ in range(100)]:
-                sock = socket.socket()
-                # Like the daemons themselves, ignore the last run's connections in TIME_WAIT.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    sock.close()
-                    continue
-                held.append(sock)  # kept bound so that the next name cannot get the same port
-                ports[name] = port
-                break
-            else:
-                raise StackError("found no free port between 20000 and 32767")
-    finally:
-        for sock in held:
-            sock.close()
-    return ports
 
 
 def _listening(port: int) -> bool:
@@ -448,7 +423,8 @@ class Stack:
              f"debootstrap {self.suite}")
         # Packages start nothing: the stack starts its daemons itself, on ports of its own.
         policy = self.host_path(POLICY_RC_D)
-        policy.write_text("#!/bin/sh\n# tests/zabbix_stack.py: no service starts in this chroot\nexit 101\n")
+        policy.write_text("#!/bin/sh\n# tests/support/zabbix_stack.py: no service starts in this chroot\n"
+                          "exit 101\n")
         policy.chmod(0o755)
         # A throwaway system: no fsync per file, no documentation, no cached .debs, no recommends.
         (self.host_path("/etc/dpkg/dpkg.cfg.d") / "zabbix-exalate-stack").write_text(
@@ -529,7 +505,8 @@ class Stack:
             if policy.exists():
                 saved = policy.with_name("policy-rc.d.before-zabbix-stack")
                 policy.rename(saved)
-            policy.write_text("#!/bin/sh\n# tests/zabbix_stack.py: no service starts during apt-get\nexit 101\n")
+            policy.write_text("#!/bin/sh\n# tests/support/zabbix_stack.py: no service starts during apt-get\n"
+                              "exit 101\n")
             policy.chmod(0o755)
         install = ["install", "-y", "-q", "--no-install-recommends", *missing]
         try:
@@ -606,7 +583,12 @@ class Stack:
             self.chown(directory, owner)
             directory.chmod(0o755)
         self._mount()
-        self.ports = _free_ports(["postgres", "server", "frontend", "agent", "agent2"], self.ports)
+        names = ["postgres", "server", "frontend", "agent", "agent2"]
+        # The ones of the last start while they are free; below 32768, for Zabbix refuses a ListenPort above it.
+        try:
+            self.ports = dict(zip(names, free_ports(len(names), ZABBIX_PORTS, [self.ports.get(n, 0) for n in names])))
+        except OSError as exc:
+            raise StackError(str(exc)) from None
         self._save()
         try:
             self._start_postgres()
@@ -717,7 +699,7 @@ class Stack:
     def _start_server(self, options: Dict[str, str]) -> None:
         conf, log, pidfile = (self.zabbix_dir / name for name in ("server.conf", "server.log", "server.pid"))
         extra = "".join(f"{name}={value}\n" for name, value in options.items())
-        conf.write_text(f"""# Written by tests/zabbix_stack.py
+        conf.write_text(f"""# Written by tests/support/zabbix_stack.py
 DBHost=127.0.0.1
 DBPort={self.db_port}
 DBName=zabbix
@@ -833,7 +815,7 @@ $IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
                  f"ControlSocket={self.zabbix_dir / 'agent2.sock'}\n")):
             conf, log, pidfile = (self.zabbix_dir / f"{name}.{ext}" for ext in ("conf", "log", "pid"))
             # No ServerActive: the template's items are passive, polled by the server.
-            conf.write_text(f"# Written by tests/zabbix_stack.py\nServer=127.0.0.1\nListenIP=127.0.0.1\n"
+            conf.write_text(f"# Written by tests/support/zabbix_stack.py\nServer=127.0.0.1\nListenIP=127.0.0.1\n"
                             f"ListenPort={port}\nHostname={hostname}\nLogFile={log}\nTimeout={timeout}\n"
                             f"{extra}{include}")
             log.unlink(missing_ok=True)

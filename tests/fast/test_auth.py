@@ -1,13 +1,13 @@
 """Credentials: minted, ready-made and logged-in JWTs, their cache and renewal, and file permissions."""
 import json
 import os
-import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
 
-from conftest import LOGIN_PASSWORD, SECRET, assert_no_secret
+from helpers import LOGIN_PASSWORD, SECRET, run_cli
 
 
 def cache_files(config):
@@ -90,20 +90,18 @@ def test_wrong_login_password(write_config, cli):
 
 
 def test_twenty_checks_started_at_once_share_the_cache(login_config, sim):
-    procs = [subprocess.Popen(["zabbix-exalate", "--config", login_config, "--timeout", "20",
-                               "sync-requests", "AllContent"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(20)]
-    results = [(p.wait(60), *p.communicate()) for p in procs]
-    for code, out, err in results:
-        assert (code, out, err) == (0, "1\n", "")
-        assert_no_secret(out, err)
+    with ThreadPoolExecutor(20) as pool:  # twenty processes, each started as soon as its thread is
+        runs = list(pool.map(lambda _: run_cli("--config", login_config, "--timeout", "20", "sync-requests",
+                                               "AllContent"), range(20)))
+    for ran in runs:
+        assert (ran.code, ran.stdout, ran.stderr) == (0, "1\n", "")
     files = cache_files(login_config)
     assert len(files) == 1, files  # no temporary file left behind
     assert os.stat(files[0]).st_mode & 0o777 == 0o600
     json.load(open(files[0]))  # whole, not a torn write
     logins = sim.simulator.logins
     assert 1 <= logins <= 20
-    subprocess.run(["zabbix-exalate", "--config", login_config, "outgoing"], check=True, capture_output=True)
+    assert run_cli("--config", login_config, "outgoing").code == 0
     assert sim.simulator.logins == logins  # the cached token serves the next check
 
 

@@ -6,7 +6,7 @@ fresh copy of it (an overlay) that is thrown away afterwards.
     with base.fresh() as system:   # a copy of base in which anything may be installed; gone afterwards
         system.run("python3 --version")
 
-Like tests/zabbix_stack.py's 7.0 chroot: packages start no service (policy-rc.d exits 101), pip and apt in
+Like zabbix_stack.py's 7.0 chroot: packages start no service (policy-rc.d exits 101), pip and apt in
 the chroot trust the host's local CA certificates (an intercepting proxy's, say), and the mirror is the one
 the host's apt uses (zabbix_stack._debian_mirror, ZABBIX_STACK_MIRROR overrides it).
 """
@@ -134,7 +134,7 @@ class DebianChroot(System):
              f"debootstrap {self.suite}")
         # Packages start nothing: a test starts the daemons it wants, on ports of its own.
         policy = self.path(POLICY_RC_D)
-        policy.write_text("#!/bin/sh\n# tests/debian_chroot.py: no service starts in this chroot\nexit 101\n")
+        policy.write_text("#!/bin/sh\n# tests/support/debian_chroot.py: no service starts in this chroot\nexit 101\n")
         policy.chmod(0o755)
         # A throwaway system: no fsync per file, no documentation.
         (self.path("/etc/dpkg/dpkg.cfg.d") / "zabbix-exalate-tests").write_text(

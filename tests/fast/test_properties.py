@@ -19,11 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BASE_SCENARIO, PASSWORD, SECRET, cli_runner
-from hostile_server import control_characters
-from zabbix_exalate.cli import main
-from zabbix_exalate.config import NODE_KEYS, SECRET_KEYS, ZABBIX_KEYS
+from helpers import BASE_SCENARIO, PASSWORD, SECRET, config_file, control_characters, invoke
 from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
+from zabbix_exalate.config import NODE_KEYS, SECRET_KEYS, ZABBIX_KEYS
 
 NO_ZABBIX_ENV = {"ZABBIX_URL": "", "ZABBIX_TOKEN": "", "ZABBIX_USER": "", "ZABBIX_PASSWORD": "",
                  "ZABBIX_EXALATE_CONFIG": ""}
@@ -49,13 +47,10 @@ def workdir():
         yield path
 
 
-def invoke(args, config_path):
-    result = cli_runner().invoke(main, ["--config", config_path, *args], env=NO_ZABBIX_ENV, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        # An exception escaping every handler: what the process would print as a traceback (exit 1).
-        raise AssertionError(f"{type(result.exception).__name__}: {result.exception} escaped: "
-                             f"{result.stderr!r}") from result.exception
-    return result.exit_code, result.stdout, result.stderr
+def run(args, config_path):
+    """An exception escaping every handler (what the process would print as a traceback) fails the example."""
+    ran = invoke("--config", config_path, *args, env=NO_ZABBIX_ENV)
+    return ran.code, ran.stdout, ran.stderr
 
 
 # -- configuration text -------------------------------------------------------------------------
@@ -170,11 +165,8 @@ def test_no_configuration_text_ends_in_an_internal_error_or_prints_a_secret(sim,
     @given(text=config_text(sim.url, cache), command=st.sampled_from(COMMANDS),
            mode=st.sampled_from((0o600, 0o600, 0o644)))
     def check(text, command, mode):
-        path = os.path.join(workdir, "zabbix_exalate.conf")
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(path, mode)
-        code, out, err = invoke(["--timeout", "2", *command], path)
+        path = config_file(os.path.join(workdir, "zabbix_exalate.conf"), text=text, mode=mode)
+        code, out, err = run(["--timeout", "2", *command], path)
         context = f"exit {code}, stdout {out[:300]!r}, stderr {err[:500]!r}"
         assert code != 1, f"an internal error: {context}"
         assert MARK not in out and MARK not in err, f"a secret from the configuration was printed: {context}"
@@ -233,18 +225,15 @@ bodies = st.one_of(
 
 
 def test_every_body_gives_a_storable_count_or_one_line_and_status_9(sim, workdir):
-    path = os.path.join(workdir, "bodies.conf")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"[default]\nurl = {sim.url}\njwt_secret = {SECRET}\nuser = monitor\npassword = {PASSWORD}\n"
-                     f"token_cache = off\n")
-    os.chmod(path, 0o600)
+    path = config_file(os.path.join(workdir, "bodies.conf"), sim.url, jwt_secret=SECRET, user="monitor",
+                       password=PASSWORD, token_cache="off")
 
     @settings(max_examples=300, **PROPERTY_SETTINGS)
     @given(body=bodies, check_name=st.sampled_from(sorted(CHECKS)))
     def check(body, check_name):
         fault_path, args = CHECKS[check_name]
         sim.simulator.update(faults=[{"path": fault_path, "body": body.encode("utf-8", "surrogatepass")}])
-        code, out, err = invoke(args, path)
+        code, out, err = run(args, path)
         context = f"{check_name} on {body[:200]!r}: exit {code}, stdout {out[:100]!r}, stderr {err[:300]!r}"
         if code == 0:
             assert re.fullmatch(r"[0-9]+\n", out) and err == "", context

@@ -1,65 +1,17 @@
 """The checks against a node that is not ours: a real nginx serving the seed documents' example bodies."""
 import json
-import time
-import warnings
 
-import jwt
 import pytest
 import requests
 
-from zabbix_exalate.cli import main
+from helpers import ENDPOINTS, PASSWORD, USER, Run, config_file, invoke, require_binary, run_cli
+from nginx_node import (ADO, NODE_VALUES, QUEUE_COMMANDS, QUEUE_VALUES, REMOVED, SALES, SEED, SEGMENT, TOKEN, NginxNode,
+                        mint)
+from trapper import Trapper
 from zabbix_exalate.metrics import METRICS
 
-from conftest import PASSWORD, SECRET, Run, assert_no_secret, cli_runner, console, require_binary
-from nginx_node import REMOVED, SEED, NginxNode
-
-USER = "monitor"
-
-
-def mint(secret: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyjwt warns of short HMAC keys; ours are test secrets
-        return jwt.encode({"iss": "EXALATE", "user": "zabbix", "exp": int(time.time()) + 86400}, secret,
-                          algorithm="HS256")
-
-
-# nginx can only compare the header with a fixed string: a token minted once, configured as `token`.
-TOKEN = mint(SECRET)
 OTHER_TOKEN = mint("not-the-connection-secret")
 WRONG_PASSWORD = "not-the-pa55-word"
-
-ADO = "ADO <> Jira Prod – Zürich"
-SALES = "Sales, EU"
-# Each connection as one percent-encoded path segment, written out by hand: it is what the client
-# must send, and the name of the connection's folder under tests/fixtures/seed.
-SEGMENT = {"AllContent": "AllContent",
-           ADO: "ADO%20%3C%3E%20Jira%20Prod%20%E2%80%93%20Z%C3%BCrich",
-           SALES: "Sales%2C%20EU"}
-
-# The documented endpoints (README's table), under {url}/rest/issuehub/.
-ENDPOINTS = {
-    "errors": "4.0/cmonitor",
-    "outgoing": "4.0/syncevents?limit=0",
-    "incoming": "4.0/syncrequests?limit=0",
-    "sync-requests": "2.4/relations/{}/syncevents/syncrequests",
-    "blob-requests": "2.4/relations/{}/syncevents/blobrequests",
-    "sync-responses": "2.4/relations/{}/syncrequests/syncresponses",
-    "blob-responses": "2.4/relations/{}/syncrequests/blobresponses",
-    "error-responses": "2.4/relations/{}/syncrequests/errorresponses",
-    "blob-error-responses": "2.4/relations/{}/syncrequests/bloberrorresponses",
-}
-QUEUE_COMMANDS = [c for c, path in ENDPOINTS.items() if "{}" in path]
-
-# What the bodies under tests/fixtures/seed say: numErrors, total, or the array's length.
-NODE_VALUES = {"errors": 0, "outgoing": 20, "incoming": 3}
-QUEUE_VALUES = {
-    # The seed's examples: one element each; its bloberrorresponses lacks a comma (no number).
-    "AllContent": {"sync-requests": 1, "blob-requests": 1, "sync-responses": 1, "blob-responses": 1,
-                   "error-responses": 1, "blob-error-responses": None},
-    ADO: {"sync-requests": 3, "blob-requests": 2, "sync-responses": 2, "blob-responses": 0,
-          "error-responses": 2, "blob-error-responses": 2},
-    SALES: dict.fromkeys(QUEUE_COMMANDS, 0),
-}
 COUNTED = [(c, cmd, n) for c, values in QUEUE_VALUES.items() for cmd, n in values.items() if n is not None]
 SHORT = {"AllContent": "AllContent", ADO: "ADO", SALES: "Sales"}  # for readable test ids
 
@@ -82,11 +34,8 @@ def node_config(node, tmp_path_factory):
     folder = tmp_path_factory.mktemp("config")
 
     def write(**keys) -> str:
-        values = {"url": node.url, "user": USER, "password": PASSWORD, "token": TOKEN, "token_cache": "off", **keys}
-        path = folder / f"zabbix_exalate-{len(list(folder.iterdir()))}.conf"
-        path.write_text("[default]\n" + "".join(f"{k} = {v}\n" for k, v in values.items() if v is not None))
-        path.chmod(0o600)
-        return str(path)
+        values = {"user": USER, "password": PASSWORD, "token": TOKEN, "token_cache": "off", **keys}
+        return config_file(folder / f"zabbix_exalate-{len(list(folder.iterdir()))}.conf", node.url, **values)
 
     return write
 
@@ -98,15 +47,8 @@ def config(node_config):
 
 def run(config_path: str, *args: str, process: bool = False) -> Run:
     """One check: in-process through click, or (process=True) as its own process, as the agent runs it."""
-    if process:
-        ran = console("--config", config_path, *args)
-    else:
-        result = cli_runner().invoke(main, ["--config", config_path, *args], catch_exceptions=False)
-        ran = Run(result.exit_code, result.stdout, result.stderr)
-    assert_no_secret(ran.stdout, ran.stderr)
-    for secret in (TOKEN, OTHER_TOKEN, WRONG_PASSWORD):
-        assert secret not in ran.stdout + ran.stderr
-    return ran
+    runner = run_cli if process else invoke
+    return runner("--config", config_path, *args, secrets=(TOKEN, OTHER_TOKEN, WRONG_PASSWORD))
 
 
 def test_fixture_values_are_what_the_bodies_hold():
@@ -284,7 +226,6 @@ def test_collect_against_a_node_that_refuses_the_credentials(node_config):
 
 
 def test_send_pushes_what_the_foreign_node_holds(config):
-    from trapper import Trapper
     with Trapper() as trapper:
         ran = run(config, "send", "--server", f"127.0.0.1:{trapper.port}", "--host", "jira", process=True)
     assert ran.code == 0, ran

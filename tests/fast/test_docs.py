@@ -9,7 +9,7 @@ from zabbix_exalate.cli import main
 from zabbix_exalate.config import NODE_KEYS, ZABBIX_KEYS
 from zabbix_exalate.errors import EXIT_CODES
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -61,14 +61,13 @@ def ini_examples():
 def test_every_ini_example_reads_and_runs_against_the_simulator(where, text, sim, tmp_path):
     """Each example as written (its keys, comments, ping_check, connections), pointed at the simulator."""
     import configparser
+    import io
     import json
 
-    from conftest import LOGIN_PASSWORD, PASSWORD, SECRET, console
+    from helpers import LOGIN_PASSWORD, PASSWORD, SECRET, config_file, run_cli
     from zabbix_exalate.config import load_node
 
-    source = tmp_path / "example.conf"
-    source.write_text(text)
-    source.chmod(0o600)
+    source = config_file(tmp_path / "example.conf", text=text)
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     parser.read_string(text)
     nodes = [s for s in parser.sections() if s != "zabbix"]
@@ -79,7 +78,7 @@ def test_every_ini_example_reads_and_runs_against_the_simulator(where, text, sim
     real = {"jwt_secret": SECRET, "user": "monitor", "password": PASSWORD, "monitor_user": "monitor",
             "monitor_password": PASSWORD, "login_password": LOGIN_PASSWORD}
     for node in nodes:
-        load_node(str(source), node)  # as written: it parses, every key is known, values are valid
+        load_node(source, node)  # as written: it parses, every key is known, values are valid
         for key in parser[node]:
             if key in real:
                 parser[node][key] = real[key]
@@ -87,11 +86,10 @@ def test_every_ini_example_reads_and_runs_against_the_simulator(where, text, sim
         if "monitor_url" in parser[node]:
             parser[node]["monitor_url"] = sim.url + "/rest/issuehub/4.0/cmonitor"
         parser[node]["token_cache"] = "off"
-    runnable = tmp_path / "runnable.conf"
-    with open(runnable, "w") as handle:
-        parser.write(handle)
-    runnable.chmod(0o600)
+    written = io.StringIO()
+    parser.write(written)
+    runnable = config_file(tmp_path / "runnable.conf", text=written.getvalue())
     for node in nodes:
-        ran = console("--config", str(runnable), "--node", node, "collect")
+        ran = run_cli("--config", runnable, "--node", node, "collect")
         assert ran.code == 0 and ran.stderr == "", (where, node, ran)
         assert json.loads(ran.stdout)["ping"] == 1, (where, node, ran.stdout)

@@ -3,9 +3,8 @@ import json
 
 import pytest
 
+from helpers import BASE_SCENARIO, ENDPOINTS, python_command, run_cli, run_process
 from zabbix_exalate.metrics import CONNECTION_METRICS, METRICS, NODE_METRICS
-
-from conftest import BASE_SCENARIO, console, python_command
 
 
 @pytest.mark.parametrize("metric", NODE_METRICS, ids=lambda m: m.command)
@@ -22,13 +21,14 @@ def test_connection_check_counts_the_queue(cli, metric):
 
 
 def test_checks_each_hit_exactly_one_endpoint(cli, sim):
-    for metric in METRICS:
+    assert set(ENDPOINTS) == {m.command for m in METRICS}
+    for command, path in ENDPOINTS.items():
         before = len(sim.simulator.requests)
-        args = [metric.command] + (["AllContent"] if metric.per_connection else [])
+        args = [command] + (["AllContent"] if "{}" in path else [])
         assert cli(*args).code == 0
         requests = list(sim.simulator.requests)[before:]
         assert len(requests) == 1, requests
-        assert requests[0][1] == "/rest/issuehub/" + metric.path.replace("{connection}", "AllContent")
+        assert requests[0][1] == "/rest/issuehub/" + path.format("AllContent")
 
 
 @pytest.mark.parametrize("command, reason, expected", [
@@ -93,15 +93,13 @@ def test_nodes_are_chosen_by_section(write_config, cli):
 
 
 def test_config_from_environment_variable(config, sim):
-    ran = console("incoming", env={"ZABBIX_EXALATE_CONFIG": config})
+    ran = run_cli("incoming", env={"ZABBIX_EXALATE_CONFIG": config})
     assert (ran.code, ran.stdout, ran.stderr) == (0, "3\n", "")
 
 
 def test_console_script_and_python_module_agree(config):
-    import subprocess
-    ran = console("--config", config, "sync-requests", "AllContent")
-    module = subprocess.run(python_command() + ["--config", config, "sync-requests", "AllContent"],
-                            capture_output=True, text=True, timeout=30)
+    ran = run_cli("--config", config, "sync-requests", "AllContent")
+    module = run_process(python_command() + ["--config", config, "sync-requests", "AllContent"], timeout=30)
     assert ran.stdout == module.stdout == "1\n"
     assert ran.stderr == module.stderr == ""
 

@@ -1,6 +1,6 @@
 """Benchmark: what one check costs against curl and a bare requests one-liner, run side by side.
 
-    python tests/bench_checks.py [--rounds N] [--mb SIZE]
+    python tests/bench/bench_checks.py [--rounds N] [--mb SIZE]
 
 Each round runs the three clients one after the other against the same simulator, so machine
 noise hits all three alike; the figures are medians over the rounds, and the ratios are what
@@ -16,18 +16,18 @@ import time
 
 from zabbix_exalate.simulation.simulator import Simulator, SimulatorServer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import run_measured  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from helpers import run_process  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password"
 
 
 def run(argv, env=None):
     """Wall seconds and peak memory (MB) of one process; stops the benchmark if it fails."""
-    code, out, err, elapsed, peak = run_measured(argv, env)
-    if code:
-        sys.exit(f"benchmark client failed: {argv[0]}: {err.strip()}")
-    return elapsed, peak, out.strip()
+    ran = run_process(argv, env, timeout=300, memory=True)
+    if ran.code:
+        sys.exit(f"benchmark client failed: {argv[0]}: {ran.stderr.strip()}")
+    return ran.elapsed, ran.peak_mb, ran.stdout.strip()
 
 
 def clients(url, path, config, netrc, stream):

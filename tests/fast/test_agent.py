@@ -10,9 +10,9 @@ import pytest
 from zabbix_exalate.zabbix.agent import parse_key
 from zabbix_exalate.config import load_node
 
-from conftest import console
+from helpers import config_file, run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def as_root():
@@ -41,7 +41,7 @@ def agent_conf(tmp_path, *lines: str, include: str = "zabbix_agentd.conf.d/*.con
 
 
 def test_userparameters_prints_the_shipped_file():
-    ran = console("agent", "userparameters")
+    ran = run_cli("agent", "userparameters")
     assert ran.code == 0 and ran.stdout == (ROOT / "userparameters" / "userparameter_exalate.conf").read_text()
 
 
@@ -49,7 +49,7 @@ def test_install_finds_the_include_directory_and_writes_an_example_configuration
     as_root()
     conf = agent_conf(tmp_path)
     target = tmp_path / "zabbix_exalate.conf"
-    ran = console("--config", str(target), "agent", "install", "--agent-config", str(conf))
+    ran = run_cli("--config", str(target), "agent", "install", "--agent-config", str(conf))
     assert ran.code == 0 and ran.stderr == "", ran
     installed = tmp_path / "zabbix_agentd.conf.d" / "userparameter_exalate.conf"
     assert f"wrote {installed}" in ran.stdout and "systemctl restart zabbix-agent" in ran.stdout
@@ -69,8 +69,8 @@ def test_install_keeps_an_existing_configuration(tmp_path):
     as_root()
     conf = agent_conf(tmp_path)
     target = tmp_path / "zabbix_exalate.conf"
-    target.write_text("[default]\nurl = https://mine.example\n")
-    ran = console("--config", str(target), "agent", "install", "--agent-config", str(conf))
+    config_file(target, "https://mine.example")
+    ran = run_cli("--config", str(target), "agent", "install", "--agent-config", str(conf))
     assert ran.code == 0 and f"kept {target}" in ran.stdout
     assert target.read_text() == "[default]\nurl = https://mine.example\n"
 
@@ -78,7 +78,7 @@ def test_install_keeps_an_existing_configuration(tmp_path):
 def test_install_names_this_program_by_path_when_the_agent_would_not_find_it(tmp_path):
     as_root()
     conf = agent_conf(tmp_path)
-    console("--config", str(tmp_path / "c.conf"), "agent", "install", "--agent-config", str(conf))
+    run_cli("--config", str(tmp_path / "c.conf"), "agent", "install", "--agent-config", str(conf))
     text = (tmp_path / "zabbix_agentd.conf.d" / "userparameter_exalate.conf").read_text()
     commands = [line.split(",", 1)[1] for line in text.splitlines() if line.startswith("UserParameter=")]
     program = commands[0].split()[0]
@@ -90,7 +90,7 @@ def test_install_names_this_program_by_path_when_the_agent_would_not_find_it(tmp
 def test_install_without_an_include_line_says_what_to_add(tmp_path):
     conf = tmp_path / "zabbix_agentd.conf"
     conf.write_text("LogFile=/tmp/x.log\n")
-    console("agent", "install", "--agent-config", str(conf)).assert_failed(3, "no Include line", "Include=")
+    run_cli("agent", "install", "--agent-config", str(conf)).assert_failed(3, "no Include line", "Include=")
 
 
 @pytest.mark.parametrize("key, expected", [
@@ -107,7 +107,7 @@ def test_check_runs_the_key_as_the_agent_s_user_and_shows_what_it_stores(tmp_pat
     conf = agent_conf(tmp_path, "Timeout=3")
     (tmp_path / "zabbix_agentd.conf.d" / "t.conf").write_text(
         "UserParameter=t.who[*],echo \"$(id -un) $1 $2 $$HOME\"; echo 'and stderr' >&2; exit 4\n")
-    ran = console("agent", "check", "t.who[a,b c]", "--agent-config", str(conf))
+    ran = run_cli("agent", "check", "t.who[a,b c]", "--agent-config", str(conf))
     assert ran.code == 4, ran
     lines = ran.stdout.splitlines()
     assert lines[0].startswith("t.who[a,b c] runs, as user zabbix: echo \"$(id -un) a b c $HOME\"")
@@ -119,15 +119,15 @@ def test_check_refuses_what_the_agent_refuses(tmp_path):
     needs_zabbix_user()
     conf = agent_conf(tmp_path)
     (tmp_path / "zabbix_agentd.conf.d" / "t.conf").write_text("UserParameter=t.x[*],echo $1\n")
-    console("agent", "check", "t.x[a;b]", "--agent-config", str(conf)).assert_failed(3, "UnsafeUserParameters")
-    console("agent", "check", "t.nope", "--agent-config", str(conf)).assert_failed(3, "no UserParameter for t.nope")
+    run_cli("agent", "check", "t.x[a;b]", "--agent-config", str(conf)).assert_failed(3, "UnsafeUserParameters")
+    run_cli("agent", "check", "t.nope", "--agent-config", str(conf)).assert_failed(3, "no UserParameter for t.nope")
 
 
 def test_check_names_the_agent_s_timeout(tmp_path):
     needs_zabbix_user()
     conf = agent_conf(tmp_path, "Timeout=1")
     (tmp_path / "zabbix_agentd.conf.d" / "t.conf").write_text("UserParameter=t.slow,sleep 5\n")
-    ran = console("agent", "check", "t.slow", "--agent-config", str(conf))
+    ran = run_cli("agent", "check", "t.slow", "--agent-config", str(conf))
     assert ran.code == 7 and "Timeout of 1 s" in ran.stderr, ran
 
 
@@ -136,8 +136,8 @@ def test_check_shows_that_the_agent_cannot_run_a_program_under_root_s_home(tmp_p
     # user cannot execute. Root's own run would pass; the agent's check shows the truth.
     needs_zabbix_user()
     conf = agent_conf(tmp_path)
-    console("--config", str(tmp_path / "c.conf"), "agent", "install", "--agent-config", str(conf))
-    ran = console("agent", "check", "exalate.ping[default]", "--agent-config", str(conf))
+    run_cli("--config", str(tmp_path / "c.conf"), "agent", "install", "--agent-config", str(conf))
+    ran = run_cli("agent", "check", "exalate.ping[default]", "--agent-config", str(conf))
     python = os.path.realpath(os.path.join(os.path.dirname(os.environ["PATH"].split(os.pathsep)[0]), "bin",
                                            "python"))
     if os.access(python, os.X_OK) and not python.startswith("/root"):

@@ -1,6 +1,6 @@
 """Benchmark: one poll of a node, three ways side by side: the per-check template, one `collect`, and curl.
 
-    python3 tests/bench_collect.py [--rounds N] [--connections N] [--agents N] [--timeout SECONDS]
+    python3 tests/bench/bench_collect.py [--rounds N] [--connections N] [--agents N] [--timeout SECONDS]
 
 A node with 50 connections, each with a few small queue elements (so that what is measured is the
 cost of asking, not of parsing), is served by the simulator in its own process and session. Each

@@ -14,10 +14,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from conftest import PASSWORD, console, require_binary
 from e2e_support import Feeder, LiveNode, wait_for
-from nginx_node import SEED, NginxNode
-from test_foreign_node import NODE_VALUES, QUEUE_VALUES, TOKEN, USER
+from helpers import PASSWORD, USER, config_file, require_binary, run_cli
+from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                                     NODE_METRICS, PING_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import key_form
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.e2e
 # Every Zabbix the suite runs against: Debian 12's 6.0 on the host, Debian 13's 7.0 in a chroot.
 VERSIONS = os.environ.get("ZABBIX_VERSIONS", "6.0 7.0").split()
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AGENT_HOSTNAME = "exalate-e2e"
 HOST_PREFIX = "exalate-e2e-"  # every host this suite creates; leftovers of earlier runs are deleted
 FOREIGN = "foreign"           # the configuration section of the nginx node
@@ -154,7 +153,7 @@ class Case:
 
     def reason(self, *args: str) -> str:
         """The one line a single check prints on stderr, without its "zabbix-exalate: [section] " prefix."""
-        ran = console("--node", self.section, *args, env=self.node_env)
+        ran = run_cli("--node", self.section, *args, env=self.node_env)
         assert ran.stderr.startswith(f"zabbix-exalate: [{self.section}] "), ran
         return ran.stderr.strip().split("] ", 1)[1]
 
@@ -320,8 +319,7 @@ def zabbix(request, nodes, foreign):
     config = stack.state_dir / CONFIG_NAME
     sections = [nodes[d.name].config_text(section(d)) for d in DESIGNS]
     sections.append(f"[{FOREIGN}]\nurl = {foreign.url}\nuser = {USER}\npassword = {PASSWORD}\ntoken = {TOKEN}\n")
-    config.write_text("\n".join(sections))
-    config.chmod(0o600)
+    config_file(config, text="\n".join(sections))
     stack.chown(config, "zabbix")
     stack.start(userparameter_file=ROOT / USERPARAMETER_FILE, agent_env={"ZABBIX_EXALATE_CONFIG": str(config)},
                 venv_bin=venv_bin, agent_hostname=AGENT_HOSTNAME)
@@ -355,7 +353,7 @@ def node_env(zabbix):
 
 @pytest.fixture(scope="module")
 def imported(zabbix, env):
-    ran = console("zabbix", "import-template", env=env)
+    ran = run_cli("zabbix", "import-template", env=env)
     assert ran.code == 0, ran
     assert ran.stdout.startswith("imported " + ", ".join(f'"{d.name}"' for d in DESIGNS)), ran
 
@@ -367,9 +365,9 @@ def add_host(zabbix: Stack, env: dict, name: str, section: str, design: Design, 
         zabbix.api("host.delete", [h["hostid"] for h in old])
     args = ("zabbix", "add-host", name, "--agent-port", str(zabbix.agent_port), "--node", section,
             "--template", design.name)
-    added = console(*args, env=env)
+    added = run_cli(*args, env=env)
     assert added.code == 0 and "created" in added.stdout, added
-    again = console(*args, env=env)
+    again = run_cli(*args, env=env)
     assert again.code == 0 and "updated" in again.stdout, again
     found = zabbix.api("host.get", {"filter": {"host": name}, "selectMacros": ["macro", "value"],
                                     "selectParentTemplates": ["host"], "output": ["hostid"]})[0]
@@ -445,7 +443,7 @@ def only(wiring: str, reason: str):
 @pytest.mark.parametrize("credentials, who", [({"ZABBIX_PASSWORD": "not-the-admin-pa55"}, "user 'Admin'"),
                                                ({"ZABBIX_TOKEN": "0" * 64}, "an API token")])
 def test_a_refused_login_names_the_credential_and_shows_no_secret(zabbix, env, credentials, who):
-    ran = console("zabbix", "import-template", env={**env, **credentials})
+    ran = run_cli("zabbix", "import-template", env={**env, **credentials})
     ran.assert_failed(4, "refused", who)
     assert not [secret for secret in credentials.values() if secret in ran.stderr]
 
@@ -492,7 +490,7 @@ def test_a_second_import_changes_nothing(zabbix, env, case):
         "graph.get": len(tree["graphs"]), "graphprototype.get": len(rule["graph_prototypes"]),
         "usermacro.get": len(template["macros"]), "templatedashboard.get": len(template["dashboards"]),
         "valuemap.get": len(template["valuemaps"])}
-    ran = console("zabbix", "import-template", env=env)
+    ran = run_cli("zabbix", "import-template", env=env)
     assert ran.code == 0 and "imported" in ran.stdout, ran
     after = entities(zabbix, case.template, case.hostid)
     assert {k: v for k, v in after.items() if v != before[k]} == {}, "the second import changed these"
@@ -634,13 +632,13 @@ def test_the_connection_status_problems_open_resolve_and_follow_their_macro(case
 @only(TRAPPER, "fed by the agent, not by send")
 def test_send_run_as_a_process_feeds_the_trapper_item_and_says_what_zabbix_answered(case, node_env):
     removed = [c for c in case.connections if c.get("removed")]
-    ran = console(*case.send_args(), env=node_env)
+    ran = run_cli(*case.send_args(), env=node_env)
     assert ran.code == 0, ran
-    unread = console("--node", case.section, "--timeout", COLLECT_TIMEOUT, "status", env=node_env).stdout
+    unread = run_cli("--node", case.section, "--timeout", COLLECT_TIMEOUT, "status", env=node_env).stdout
     assert ran.stdout == (f"[{case.section}] ping 1, {len(case.connections)} connections, "
                           f"{6 * len(removed)} values unread; sent to 127.0.0.1:{case.zabbix.server_port} as "
                           f"exalate.collect of host '{case.host}': accepted\n"), unread
-    refused = console(*case.send_args(host=HOST_PREFIX + "no-such-host"), env=node_env)
+    refused = run_cli(*case.send_args(host=HOST_PREFIX + "no-such-host"), env=node_env)
     refused.assert_failed(10, "did not accept", HOST_PREFIX + "no-such-host")
 
 
@@ -692,7 +690,7 @@ def test_node_unreachable_opens_when_the_node_stops_and_resolves_when_it_is_back
     assert unreachable not in case.problems()
     with case.node.down():
         began = time.time()
-        ping = console("--node", case.section, "ping", env=case.node_env)
+        ping = run_cli("--node", case.section, "ping", env=case.node_env)
         assert ping.stdout == "0\n", ping
         reason = ping.stderr.strip().split("] ", 1)[1]
         wait_for("the node-unreachable problem opened", lambda: unreachable in case.problems(),

@@ -1,29 +1,40 @@
 """The templates, the UserParameters and the CLI agree: one source of truth, checked here."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from conftest import BASE_SCENARIO, assert_no_secret, cli_runner, console, require_binary
+from helpers import BASE_SCENARIO, assert_no_secret, require_binary, run_cli, run_process
+from hostile_server import HostileServer, jsonrpc_calls, zabbix_api
 from zabbix_exalate.cli import main
-from zabbix_exalate.metrics import CONNECTION_METRICS, CONNECTION_STATUSES, OTHER_STATUS, SEND_KEY
 from zabbix_exalate.exalate.names import key_form
+from zabbix_exalate.metrics import SEND_KEY
 from zabbix_exalate.zabbix.content import MACROS, MACROS_7_0
 from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, DESIGNS, FORMATS, PER_CHECK_TEMPLATE, TEMPLATE_NAMES,
                                           TRAPPER_TEMPLATE, format_for)
 from zabbix_exalate.zabbix.export import template_xml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
 from generate import KEYS_DOC, README_FILE, USERPARAMETER_FILE, generated_files, tables  # noqa: E402
-from zabbix_exalate.zabbix.frontend import Zabbix
 
-ROOT = Path(__file__).resolve().parent.parent
+# What import-template installs, written out: each template's name and its file in templates/<format>/, in the
+# order they are imported.
+SHIPPED = {"Exalate by Zabbix agent": "template_exalate_agent.xml",
+           "Exalate by Zabbix agent per check": "template_exalate_agent_per_check.xml",
+           "Exalate by Zabbix trapper": "template_exalate_trapper.xml"}
+# A connection's status as the templates store it (history and the value map keep these numbers), and its queues'
+# fields in the document, written out.
+STATUS_CODES = {"ACTIVE": 1, "DEACTIVATED": 2, "ERROR": 3, "PENDING": 4, "CONFIGURED": 5}
+OTHER_STATUS = 0
+QUEUE_FIELDS = ("sync_requests", "blob_requests", "sync_responses", "blob_responses", "error_responses",
+                "blob_error_responses")
 # The committed files, as Zabbix would read them: XML[name] is the 6.0 export, XML[name, fmt] any format's.
 XML = {(d.name, fmt): ET.parse(ROOT / "templates" / fmt / d.filename).getroot() for fmt in FORMATS for d in DESIGNS}
 XML.update({name: XML[name, "6.0"] for name in TEMPLATE_NAMES})
@@ -100,12 +111,16 @@ def test_every_generated_table_has_a_place_in_the_docs():
 
 
 def test_three_templates_one_file_each_per_format():
-    assert TEMPLATE_NAMES == (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE)
+    assert TEMPLATE_NAMES == tuple(SHIPPED)
+    assert (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE) == tuple(SHIPPED)
+    assert {d.name: d.filename for d in DESIGNS} == SHIPPED
     assert FORMATS == ("6.0", "7.0")
     # The layout of Zabbix's community-templates: one folder per export format, the same file names in each.
-    assert sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.xml")) == sorted(
-        f"{fmt}/{d.filename}" for fmt in FORMATS for d in DESIGNS)
-    assert template_xml() == template_xml(AGENT_TEMPLATE) == template_xml(AGENT_TEMPLATE, "6.0")  # the defaults
+    on_disk = sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.xml"))
+    assert on_disk == [f"{fmt}/{file}" for fmt in ("6.0", "7.0") for file in sorted(SHIPPED.values())]
+    # The defaults: the agent template, in the 6.0 format, byte for byte its committed file.
+    assert template_xml() == template_xml(AGENT_TEMPLATE) == template_xml(AGENT_TEMPLATE, "6.0") == (
+        ROOT / "templates" / "6.0" / "template_exalate_agent.xml").read_text(encoding="utf-8")
     with pytest.raises(KeyError):
         template_xml("Exalate by SNMP")
     with pytest.raises(KeyError):
@@ -252,8 +267,9 @@ def test_one_poll_templates_read_one_document(name):
 
 
 def test_queue_prototypes_check_their_connection_then_their_own_failure():
-    fields = {f"exalate.{m.field_name}": m.field_name for m in CONNECTION_METRICS}
+    fields = {f"exalate.{field}": field for field in QUEUE_FIELDS}
     for name in ONE_POLL:
+        assert set(fields) <= {base(proto.findtext("key")) for proto in prototypes(name)}, name
         for proto in prototypes(name):
             steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler"))
                      for s in proto.findall("preprocessing/step")]
@@ -429,38 +445,35 @@ def test_the_formats_differ_only_where_7_0_adds_or_renames(name):
 
 # --- import-template chooses the export by the server's version, with the server's own rules -----------
 
-class FakeZabbix(Zabbix):
-    """The real Zabbix class (its import_template, its rules) on a server that only records what it is sent."""
-    version = "7.0.22"
-    imported: list = []
-
-    def __init__(self, settings, masker=None):
-        self.settings, self.masker = settings, masker
-        self.api = SimpleNamespace(configuration={"import": lambda **params: self.imported.append(params) or True})
+ZABBIX_PASSWORD = "zbx-pa55-not-shown"
 
 
-@pytest.fixture
-def fake_zabbix(monkeypatch):
-    from zabbix_exalate.zabbix import frontend as zabbix_api
-    monkeypatch.setattr(zabbix_api, "Zabbix", FakeZabbix)
+def import_template(version: str, *args: str):
+    """zabbix-exalate zabbix import-template [FILE], as an operator runs it, against a Zabbix frontend on loopback
+    whose API says it is that version: what it printed, and the JSON-RPC calls the frontend received."""
+    with HostileServer() as frontend:
+        frontend.route("POST", "*/api_jsonrpc.php", zabbix_api(apiinfo__version={"result": version}))
+        ran = run_cli("--config", "/nonexistent", "zabbix", "import-template", *args, secrets=[ZABBIX_PASSWORD],
+                      env={"ZABBIX_URL": frontend.url, "ZABBIX_USER": "Admin", "ZABBIX_PASSWORD": ZABBIX_PASSWORD,
+                           "ZABBIX_TOKEN": ""})
+    return ran, jsonrpc_calls(frontend)
 
-    def run(version: str, *args: str):
-        monkeypatch.setattr(FakeZabbix, "version", version)
-        monkeypatch.setattr(FakeZabbix, "imported", [])
-        result = cli_runner().invoke(main, ["--config", "/nonexistent", "zabbix", "import-template", *args],
-                                     env={"ZABBIX_URL": "http://127.0.0.1:9", "ZABBIX_USER": "Admin",
-                                          "ZABBIX_PASSWORD": "zbx-pa55-not-shown", "ZABBIX_TOKEN": ""})
-        return result, FakeZabbix.imported
-    return run
+
+def imports(calls) -> list:
+    return [call["params"] for call in calls if call["method"] == "configuration.import"]
 
 
 @pytest.mark.parametrize("version, fmt", [("6.0.14", "6.0"), ("7.0.22", "7.0")])
-def test_import_template_takes_the_export_for_the_server_and_says_so(fake_zabbix, version, fmt):
-    result, imported = fake_zabbix(version)
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout == (f'imported "{AGENT_TEMPLATE}", "{PER_CHECK_TEMPLATE}", "{TRAPPER_TEMPLATE}" '
-                             f"({fmt} format, for Zabbix {version})\n")
-    assert [i["source"] for i in imported] == [template_xml(name, fmt) for name in TEMPLATE_NAMES]
+def test_import_template_takes_the_export_for_the_server_and_says_so(version, fmt):
+    ran, calls = import_template(version)
+    assert ran.code == 0, ran
+    assert ran.stdout == ('imported "Exalate by Zabbix agent", "Exalate by Zabbix agent per check", '
+                          f'"Exalate by Zabbix trapper" ({fmt} format, for Zabbix {version})\n')
+    methods = [c["method"] for c in calls if c["method"] != "apiinfo.version"]
+    assert methods == ["user.login"] + ["configuration.import"] * 3, methods
+    imported = imports(calls)
+    assert [i["source"] for i in imported] == [(ROOT / "templates" / fmt / file).read_text(encoding="utf-8")
+                                               for file in SHIPPED.values()]
     full = {"createMissing": True, "updateExisting": True, "deleteMissing": True}
     for params in imported:
         assert params["format"] == "xml"
@@ -473,20 +486,21 @@ def test_import_template_takes_the_export_for_the_server_and_says_so(fake_zabbix
                          ("template_groups" if fmt == "7.0" else "groups"): {"createMissing": True}}
 
 
-def test_import_template_with_a_file_says_its_format_and_refuses_one_too_new(fake_zabbix, tmp_path):
+def test_import_template_with_a_file_says_its_format_and_refuses_one_too_new(tmp_path):
     new = tmp_path / "agent-7.0.xml"
-    new.write_text(template_xml(AGENT_TEMPLATE, "7.0"))
-    result, imported = fake_zabbix("7.0.22", str(new))
-    assert result.exit_code == 0 and result.stdout == f"imported {new} (7.0 format, for Zabbix 7.0.22)\n"
-    assert len(imported) == 1
+    new.write_text((ROOT / "templates" / "7.0" / "template_exalate_agent.xml").read_text(encoding="utf-8"))
+    ran, calls = import_template("7.0.22", str(new))
+    assert ran.code == 0 and ran.stdout == f"imported {new} (7.0 format, for Zabbix 7.0.22)\n", ran
+    assert [i["source"] for i in imports(calls)] == [new.read_text()]
     old = tmp_path / "agent-6.0.xml"
-    old.write_text(template_xml(AGENT_TEMPLATE, "6.0"))
-    result, imported = fake_zabbix("7.0.22", str(old))  # the upgrade path: a 6.0 export into 7.0
-    assert result.exit_code == 0 and "(6.0 format, for Zabbix 7.0.22)" in result.stdout
-    result, imported = fake_zabbix("6.0.14", str(new))
-    assert result.exit_code == 10 and imported == [] and result.stdout == ""
-    assert "Zabbix 7.0 export, which Zabbix 6.0.14 cannot import" in result.stderr
-    assert "templates/6.0/" in result.stderr and len(result.stderr.splitlines()) == 1
+    old.write_text((ROOT / "templates" / "6.0" / "template_exalate_agent.xml").read_text(encoding="utf-8"))
+    ran, calls = import_template("7.0.22", str(old))  # the upgrade path: a 6.0 export into 7.0
+    assert ran.code == 0 and "(6.0 format, for Zabbix 7.0.22)" in ran.stdout, ran
+    assert [i["source"] for i in imports(calls)] == [old.read_text()]
+    ran, calls = import_template("6.0.14", str(new))
+    assert ran.code == 10 and imports(calls) == [] and ran.stdout == "", ran
+    assert "Zabbix 7.0 export, which Zabbix 6.0.14 cannot import" in ran.stderr
+    assert "templates/6.0/" in ran.stderr and len(ran.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
@@ -520,21 +534,20 @@ def test_triggers_use_the_template_items_and_depend_on_node_unreachable(name):
 
 @pytest.mark.parametrize("name", ONE_POLL)
 def test_connection_status_triggers_and_value_map(name):
-    codes = dict(CONNECTION_STATUSES)
     status_key = f"/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
     found = {t.findtext("name"): t for t in triggers(name)}
     error = found['Exalate: Connection "{#CONNECTION}": Connection is in error']
     deactivated = found['Exalate: Connection "{#CONNECTION}": Connection is deactivated']
     period = '{$EXALATE.STATUS.PERIOD:"{#CONNECTION}"}'
-    assert error.findtext("expression") == (f"min({status_key},{period})={codes['ERROR']} and "
-                                            f"max({status_key},{period})={codes['ERROR']}")
+    assert error.findtext("expression") == (f"min({status_key},{period})={STATUS_CODES['ERROR']} and "
+                                            f"max({status_key},{period})={STATUS_CODES['ERROR']}")
     assert deactivated.findtext("expression").startswith('{$EXALATE.DEACTIVATED.CONTROL:"{#CONNECTION}"}=1 and ')
-    assert f"={codes['DEACTIVATED']}" in deactivated.findtext("expression")
+    assert f"={STATUS_CODES['DEACTIVATED']}" in deactivated.findtext("expression")
     assert (error.findtext("priority"), deactivated.findtext("priority")) == ("AVERAGE", "WARNING")
     (valuemap,) = [v for v in template(name).findall("valuemaps/valuemap")
                    if v.findtext("name") == "Exalate connection status"]
     mapped = {int(m.findtext("value")): m.findtext("newvalue") for m in valuemap.findall("mappings/mapping")}
-    assert mapped == {OTHER_STATUS: "Other", **{code: status.title() for status, code in CONNECTION_STATUSES}}
+    assert mapped == {0: "Other", 1: "Active", 2: "Deactivated", 3: "Error", 4: "Pending", 5: "Configured"}
 
 
 # --- the real chain, without Zabbix: the agent's command, then each item's preprocessing --------------
@@ -634,16 +647,15 @@ def roomy(write_config):
 @pytest.fixture
 def agent(roomy):
     """Run a UserParameter through /bin/sh as the agent runs it, with $1..$3 filled in: agent(key, *params)."""
-    env = {"ZABBIX_EXALATE_CONFIG": roomy, "PATH": str(Path(subprocess.check_output(
-        ["sh", "-c", "command -v zabbix-exalate"], text=True).strip()).parent) + ":/usr/bin:/bin"}
+    env = {"ZABBIX_EXALATE_CONFIG": roomy, "PATH": str(Path(shutil.which("zabbix-exalate")).parent) + ":/usr/bin:/bin"}
 
     def run(key, *params):
         command = USERPARAMETERS[key]
         for i, value in enumerate(params, 1):
             command = command.replace(f"${i}", value)
         command = re.sub(r"\$\d", "", command)
-        proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env, timeout=60)
-        output = proc.stdout + proc.stderr  # the agent stores both
+        ran = run_process(["/bin/sh", "-c", command], env=env, inherit=False)
+        output = ran.stdout + ran.stderr  # the agent stores both
         assert_no_secret(output)
         return output.strip()
     return run
@@ -679,7 +691,7 @@ def document(agent, roomy):
     def get(name: str) -> str:
         if name == AGENT_TEMPLATE:
             return agent("exalate.collect", "", "")
-        ran = console("--config", roomy, "collect")  # the document `send` pushes to the trapper item
+        ran = run_cli("--config", roomy, "collect")  # the document `send` pushes to the trapper item
         assert ran.code == 0, ran
         return ran.stdout.strip()
     return get
@@ -753,18 +765,14 @@ def test_discovery_and_status_scripts_give_what_discover_gives(name, document, c
     doc["connections"][0]["sync_requests"] += 100
     assert preprocess(rule, json.dumps(doc)) == preprocess(rule, text)
     (status,) = [p for p in prototypes(name) if p.findtext("key").startswith("exalate.status[")]
-    codes = dict(CONNECTION_STATUSES)
-    for reported in [s for s, _ in CONNECTION_STATUSES] + ["SOMETHING_NEW"]:
+    for reported in [*STATUS_CODES, "SOMETHING_NEW"]:
         doc["connections"][0]["status"] = reported
         got = value_of(status, json.dumps(doc), {"{#CONNECTION.KEY}": doc["connections"][0]["key"]})
-        assert got == str(codes.get(reported, OTHER_STATUS)), reported
+        assert got == str(STATUS_CODES.get(reported, OTHER_STATUS)), reported
 
 
 def test_the_generator_outside_a_checkout_says_what_to_use(tmp_path):
-    import subprocess
-    import sys
-    ran = subprocess.run([sys.executable, str(ROOT / "tools" / "generate.py"), str(tmp_path)], capture_output=True,
-                         text=True)
-    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    ran = run_process([sys.executable, str(ROOT / "tools" / "generate.py"), str(tmp_path)])
+    assert ran.code == 1 and "Traceback" not in ran.stderr
     assert "not a checkout" in ran.stderr and "agent userparameters" in ran.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written"

@@ -1,16 +1,53 @@
-"""A real nginx on a loopback port that serves the seed bodies under /jira the way an Exalate node answers."""
+"""A real nginx on a loopback port: the seed bodies under /jira served the way an Exalate node answers them
+(NginxNode), or any configuration a test writes (Nginx); and what the seed holds."""
 import base64
 import hashlib
 import os
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
-SEED = Path(__file__).parent / "fixtures" / "seed"
+import jwt
+
+from helpers import ENDPOINTS, SECRET, free_ports
+
+SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
 BASE_PATH = "/jira"  # a Jira base URL with a context path, as in the seed's examples
 REMOVED = "Connection `{}` not found. Seems like it was removed on the Destination side."
+
+
+def mint(secret: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyjwt warns of short HMAC keys; ours are test secrets
+        return jwt.encode({"iss": "EXALATE", "user": "zabbix", "exp": int(time.time()) + 86400}, secret,
+                          algorithm="HS256")
+
+
+# nginx can only compare the header with a fixed string: a token minted once, configured as `token`.
+TOKEN = mint(SECRET)
+
+ADO = "ADO <> Jira Prod – Zürich"
+SALES = "Sales, EU"
+# Each connection as one percent-encoded path segment, written out by hand: it is what the client
+# must send, and the name of the connection's folder under tests/fixtures/seed.
+SEGMENT = {"AllContent": "AllContent",
+           ADO: "ADO%20%3C%3E%20Jira%20Prod%20%E2%80%93%20Z%C3%BCrich",
+           SALES: "Sales%2C%20EU"}
+QUEUE_COMMANDS = [c for c, path in ENDPOINTS.items() if "{}" in path]
+
+# What the bodies under tests/fixtures/seed say: numErrors, total, or the array's length.
+NODE_VALUES = {"errors": 0, "outgoing": 20, "incoming": 3}
+QUEUE_VALUES: Dict[str, Dict[str, object]] = {
+    # The seed's examples: one element each; its bloberrorresponses lacks a comma (no number).
+    "AllContent": {"sync-requests": 1, "blob-requests": 1, "sync-responses": 1, "blob-responses": 1,
+                   "error-responses": 1, "blob-error-responses": None},
+    ADO: {"sync-requests": 3, "blob-requests": 2, "sync-responses": 2, "blob-responses": 0,
+          "error-responses": 2, "blob-error-responses": 2},
+    SALES: dict.fromkeys(QUEUE_COMMANDS, 0),
+}
 
 # Placeholders are @NAME@: nginx's own syntax is full of braces and dollars.
 CONF = r"""
@@ -89,12 +126,6 @@ http {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _ssha(password: str) -> str:
     """An htpasswd {SSHA} entry, a scheme nginx reads: no plain password on disk, no htpasswd tool needed."""
     salt = os.urandom(8)
@@ -102,36 +133,30 @@ def _ssha(password: str) -> str:
     return "{SSHA}" + base64.b64encode(digest + salt).decode()
 
 
-class NginxNode:
-    """nginx serving tests/fixtures/seed, started in `workdir`; its url is a node url for our configuration."""
+class Nginx:
+    """nginx with the configuration conf (placeholders @NAME@: @PORT@, @DIR@ and @USER@ filled in here, the rest
+    from values), started in workdir on a free loopback port."""
 
-    def __init__(self, workdir: Path, user: str, password: str, token: str):
+    def __init__(self, workdir: Path, conf: str, **values: str):
         self.dir = Path(workdir)
-        self.user, self.password, self.token = user, password, token
+        self.conf, self.values = conf, values
         self.port = 0
         self.proc = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{BASE_PATH}"
-
     def _write_config(self) -> Path:
         (self.dir / "tmp").mkdir(exist_ok=True)
-        (self.dir / "htpasswd").write_text(f"{self.user}:{_ssha(self.password)}\n")
         # As root nginx would run its worker as nobody, who cannot enter pytest's 0700 tmp dirs.
         user = f"user {_user_name()};" if os.geteuid() == 0 else ""
-        text = CONF
-        for name, value in (("USER", user), ("DIR", str(self.dir)), ("SEED", str(SEED)), ("BASE", BASE_PATH),
-                            ("PORT", str(self.port)), ("TOKEN", self.token),
-                            ("REMOVED", REMOVED.format("$relation"))):
+        text = self.conf
+        for name, value in {"USER": user, "DIR": str(self.dir), "PORT": str(self.port), **self.values}.items():
             text = text.replace(f"@{name}@", value)
         conf = self.dir / "nginx.conf"
         conf.write_text(text)
         return conf
 
-    def start(self, attempts: int = 3) -> "NginxNode":
+    def start(self, attempts: int = 3) -> "Nginx":
         for _ in range(attempts):  # the free port may be taken between choosing and binding it
-            self.port = _free_port()
+            (self.port,) = free_ports()
             conf = self._write_config()
             stderr = open(self.dir / "stderr.log", "wb")
             self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(conf),
@@ -165,7 +190,7 @@ class NginxNode:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "NginxNode":
+    def __enter__(self) -> "Nginx":
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -178,6 +203,23 @@ class NginxNode:
             if path.exists():
                 parts.append(path.read_text(errors="replace"))
         return "\n".join(parts)
+
+
+class NginxNode(Nginx):
+    """nginx serving tests/fixtures/seed as a node does; its url is a node url for our configuration."""
+
+    def __init__(self, workdir: Path, user: str, password: str, token: str):
+        super().__init__(workdir, CONF, SEED=str(SEED), BASE=BASE_PATH, TOKEN=token,
+                         REMOVED=REMOVED.format("$relation"))
+        self.user, self.password, self.token = user, password, token
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{BASE_PATH}"
+
+    def _write_config(self) -> Path:
+        (self.dir / "htpasswd").write_text(f"{self.user}:{_ssha(self.password)}\n")
+        return super()._write_config()
 
     def requests(self) -> List[Tuple[str, str, int, str, str]]:
         """The access log: (method, raw request URI, status, basic auth user or "-", JWT check)."""

@@ -1,16 +1,12 @@
-"""A loopback HTTP server that misbehaves on purpose, and the one assertion every failing check must pass.
+"""A loopback HTTP server that misbehaves on purpose: a node, a proxy, or a Zabbix frontend's JSON-RPC API.
 
 HostileServer answers each request with whatever a test scripts for its path: any status and reason
 phrase (control characters included), raw headers, a body of bytes, a generator (hundreds of MB,
 never built in memory) or a function of the request (to echo what the client sent), a delay before
 answering, or a connection closed without a word. It records every request, so a test can count
-logins or read the token the client actually sent. It can speak TLS and act as an HTTP proxy.
-
-assert_contract is the contract of issue 10: whatever went wrong, the agent gets nothing on stdout,
-exactly one clean line on stderr, the documented exit status, within the timeout + 0.5 s of the
-process's start, and no secret in any form.
+logins or read the token the client actually sent. It can speak TLS and act as an HTTP proxy, and
+zabbix_api() makes it a Zabbix frontend whose API answers each method as a test scripts it.
 """
-import base64
 import fnmatch
 import json
 import os
@@ -19,17 +15,10 @@ import ssl
 import subprocess
 import threading
 import time
-import unicodedata
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
-from urllib.parse import quote, quote_plus
-
-from conftest import Run, assert_no_secret, console
-
-SLACK = 0.5  # the contract: the whole process ends within the timeout + this
-
 
 # -- the server -------------------------------------------------------------------------------
 
@@ -250,124 +239,31 @@ def self_signed_cert(directory: str, common_name: str = "localhost") -> Tuple[st
     return cert, key
 
 
-# -- configuration ----------------------------------------------------------------------------
+# -- a Zabbix frontend ------------------------------------------------------------------------
 
-def write_node_config(path, url: str, section: str = "default", **keys) -> str:
-    """An INI file (mode 0600) with one node section. A value with a line break is written as INI's
-    continuation lines, so it reaches the program with the line break in it."""
-    lines = [f"[{section}]", f"url = {url}"]
-    for key, value in keys.items():
-        if value is None:
-            continue
-        first, *rest = str(value).split("\n")
-        lines.append(f"{key} = {first}")
-        lines.extend(f"    {more}" for more in rest)
-    path = str(path)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(path, 0o600)
-    return path
+ZABBIX_OK = {  # what a healthy Zabbix 6.0 answers
+    "apiinfo.version": {"result": "6.0.14"},
+    "user.login": {"result": "0424bd59b807674191e7d77572075f33"},
+    "template.get": {"result": [{"templateid": "10001"}]},
+    "hostgroup.get": {"result": [{"groupid": "5"}]},
+    "host.get": {"result": []},
+    "host.create": {"result": {"hostids": ["10500"]}},
+    "configuration.import": {"result": True},
+}
 
 
-# -- running the program as the agent does ----------------------------------------------------
+def zabbix_api(**answers) -> Callable[[Request], Answer]:
+    """A JSON-RPC endpoint for route("POST", "*/api_jsonrpc.php", ...) answering each method as scripted
+    (apiinfo__version={"result": "7.0.22"}: a double underscore for the dot), else as ZABBIX_OK says."""
+    script = {**ZABBIX_OK, **{k.replace("__", "."): v for k, v in answers.items()}}
 
-def run_agent(*args, env=None, timeout: float = 60) -> Tuple[Run, float]:
-    """The installed console script as a separate process (conftest's console), and its wall time."""
-    started = time.monotonic()
-    ran = console(*args, env=env, timeout=timeout)
-    return ran, time.monotonic() - started
-
-
-def run_agent_bytes(*args: Union[str, bytes], env=None, timeout: float = 60) -> Tuple[Run, float]:
-    """As run_agent, for arguments that are not text (bytes that are not UTF-8, as a shell can pass)."""
-    argv = [b"zabbix-exalate"] + [a if isinstance(a, bytes) else a.encode() for a in args]
-    started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
-    elapsed = time.monotonic() - started
-    out, err = (_utf8(proc.stdout, "stdout"), _utf8(proc.stderr, "stderr"))
-    ran = Run(proc.returncode, out, err)
-    assert_no_secret(ran.stdout, ran.stderr)
-    return ran, elapsed
+    def answer(request: Request) -> Answer:
+        call = json.loads(request.body or b"{}")
+        reply = script.get(call.get("method"), {"result": []})
+        return Answer(200, json.dumps({"jsonrpc": "2.0", "id": call.get("id"), **reply}).encode())
+    return answer
 
 
-def _utf8(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AssertionError(f"{what} is not UTF-8: {data!r}") from None
-
-
-# -- the contract -----------------------------------------------------------------------------
-
-def secret_forms(*secrets: str, basic: Sequence[Tuple[str, str]] = ()) -> List[str]:
-    """Every form a secret may take on its way out: as is, JSON-escaped (either way of escaping non-ASCII),
-    URL-encoded (path and form style), and the base64 of user:password as a Basic header carries it."""
-    forms = []
-    for secret in secrets:
-        if not secret:
-            continue
-        forms += [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-                  quote(secret, safe=""), quote(secret), quote_plus(secret)]
-    for user, password in basic:
-        for encoding in ("latin-1", "utf-8"):
-            try:
-                pair = f"{user}:{password}".encode(encoding)
-            except UnicodeEncodeError:
-                continue
-            forms.append(base64.b64encode(pair).decode())
-    return sorted({f for f in forms if len(f) >= 6})
-
-
-CUT = 12  # a secret cut short (a message truncated before masking) still gives this much of it away
-
-
-def leaked(text: str, forms: Sequence[str]) -> List[str]:
-    """The forms found in text, whole or cut short (the first CUT characters of a longer form)."""
-    found = []
-    for form in forms:
-        if form in text:
-            found.append(form)
-        elif len(form) >= CUT + 4 and form[:CUT] in text:
-            found.append(f"{form[:CUT]}... (cut short)")
-    return sorted(set(found))
-
-
-def control_characters(line: str) -> List[str]:
-    """Characters that break a line or move the cursor: C0/C1 controls, DEL, the Unicode line separators."""
-    return [c for c in line if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
-
-
-def assert_one_clean_line(stderr: str, context) -> str:
-    """Exactly one line on stderr, newline-terminated, with no other control character; returns it."""
-    assert stderr.endswith("\n") and stderr.count("\n") == 1, f"not exactly one stderr line: {context}"
-    line = stderr[:-1]
-    assert not control_characters(line), f"control characters {control_characters(line)!r} in: {context}"
-    assert "Traceback" not in line, context
-    assert line.strip(), f"an empty stderr line: {context}"
-    return line
-
-
-def assert_contract(ran: Run, code: Union[int, Sequence[int]], *words: str, elapsed: Optional[float] = None,
-                    timeout: Optional[float] = None, secrets: Sequence[str] = (), stdout: Optional[str] = "",
-                    absent: Sequence[str] = ()) -> str:
-    """A failing check as the agent must see it (issue 10); returns the stderr line.
-
-    code: the documented exit status (or the statuses a test allows); words: what the line must say;
-    absent: what it must not say; elapsed/timeout: the process's wall time and the configured timeout;
-    secrets: every form to look for (see secret_forms); stdout: what stdout must be ("" for a check,
-    "0\\n" for ping)."""
-    codes = (code,) if isinstance(code, int) else tuple(code)
-    context = f"{ran}" + (f" after {elapsed:.2f} s" if elapsed is not None else "")
-    assert ran.code in codes, f"exit {ran.code}, expected {' or '.join(map(str, codes))}: {context}"
-    if stdout is not None:
-        assert ran.stdout == stdout, f"stdout should be {stdout!r}: {context}"
-    line = assert_one_clean_line(ran.stderr, context)
-    for word in words:
-        assert word in line, f"{word!r} missing from the line: {context}"
-    for word in absent:
-        assert word not in line, f"{word!r} should not be in the line: {context}"
-    found = leaked(ran.stdout + ran.stderr, secrets)
-    assert not found, f"secret forms {found!r} printed: {context}"
-    if elapsed is not None and timeout is not None:
-        assert elapsed <= timeout + SLACK, f"{elapsed:.2f} s for a timeout of {timeout:g} s: {context}"
-    return line
+def jsonrpc_calls(server: HostileServer) -> List[dict]:
+    """The JSON-RPC requests the server received, in order: {"method": ..., "params": ..., ...}."""
+    return [json.loads(r.body) for r in server.seen("POST", "*/api_jsonrpc.php")]

@@ -12,13 +12,12 @@ import jwt
 import pytest
 import requests
 
+from helpers import PASSWORD, SECRET, run_cli
 from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
-
-from conftest import PASSWORD, SECRET, console
 
 
 def test_demo_shows_every_check_and_the_failures(tmp_path):
-    ran = console("demo", env={"HOME": str(tmp_path)})
+    ran = run_cli("demo", env={"HOME": str(tmp_path)})
     assert ran.code == 0 and ran.stderr == "", ran
     lines = ran.stdout.splitlines()
     row = next(line for line in lines if line.strip().startswith("ADO <> Jira Prod"))
@@ -45,11 +44,11 @@ def test_simulate_serves_a_scenario_file_and_rereads_it(tmp_path):
         banner = proc.stderr.readline() + proc.stderr.readline()
         assert "listening on http://127.0.0.1:" in banner, banner
         assert os.stat(config).st_mode & 0o777 == 0o600
-        assert console("--config", str(config), "outgoing").stdout == "5\n"
+        assert run_cli("--config", str(config), "outgoing").stdout == "5\n"
         time.sleep(0.01)  # a new modification time, even on coarse file systems
         scenario.write_text(json.dumps({"credentials": {"jwt_secret": "x" * 32}, "outgoing": 9}))
         os.utime(scenario, ns=(time.time_ns(), time.time_ns() + 10 ** 9))
-        assert console("--config", str(config), "outgoing").stdout == "9\n"
+        assert run_cli("--config", str(config), "outgoing").stdout == "9\n"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
@@ -58,7 +57,7 @@ def test_simulate_serves_a_scenario_file_and_rereads_it(tmp_path):
 def test_simulate_refuses_a_bad_scenario(tmp_path):
     scenario = tmp_path / "bad.json"
     scenario.write_text(json.dumps({"connections": [{"name": "A", "queues": {"nonsense": 1}}]}))
-    ran = console("simulate", "--port", "0", "--scenario", str(scenario))
+    ran = run_cli("simulate", "--port", "0", "--scenario", str(scenario))
     ran.assert_failed(3, "unknown queue 'nonsense'")
 
 
