@@ -26,8 +26,28 @@ def document(ran: Run) -> dict:
 
 
 def expected_connection(c: dict) -> dict:
-    return {"name": c["name"], "key": key_form(c["name"]), "id": c["id"], "status": c["status"],
-            **{QUEUES[q]: c["queues"].get(q, 0) for q in QUEUES}}
+    """A connection of many_connections as the document shows it, but for its newest failures' texts: each queue's
+    size, its head (the simulator's queues start at syncEventId 1000) when it holds any, the failures by reason
+    (the simulator's default reasons), and the newest failure's id and issue."""
+    found = {"name": c["name"], "key": key_form(c["name"]), "id": c["id"], "status": c["status"]}
+    for queue, field in QUEUES.items():
+        count = c["queues"].get(queue, 0)
+        found[field] = count
+        if count:
+            found[field + "_oldest"] = 1000
+        reason, last = {"error-responses": ("NO_ISSUE_TO_CONNECT_TO", "last_error"),
+                        "blob-error-responses": ("CHECKSUM_MISMATCH", "last_blob_error")}.get(queue, (None, None))
+        if reason:
+            found[field.replace("_responses", "_reasons")] = {reason: count} if count else {}
+            if count:
+                found[last] = {"id": 999 + count, "issue": f"C-{999 + count}", "reason": reason}
+    return found
+
+
+def without_messages(connection: dict) -> dict:
+    """The connection with its newest failures' messages left out (checked apart)."""
+    return {k: ({f: v for f, v in value.items() if f != "message"} if k.startswith("last_") else value)
+            for k, value in connection.items()}
 
 
 def test_a_node_with_sixty_connections_in_one_run(write_config, cli, sim):
@@ -36,7 +56,10 @@ def test_a_node_with_sixty_connections_in_one_run(write_config, cli, sim):
     doc = document(cli("collect", config_path=write_config(timeout="20")))
     assert doc["ping"] == 1 and 0 < doc["response_time"] < 5
     assert (doc["errors"], doc["outgoing"], doc["incoming"]) == (7, 20, 3)
-    assert doc["connections"] == [expected_connection(c) for c in connections]
+    assert [without_messages(c) for c in doc["connections"]] == [expected_connection(c) for c in connections]
+    messages = [c[last]["message"] for c in doc["connections"] for last in ("last_error", "last_blob_error")
+                if last in c]
+    assert messages and all(m.startswith(("Could not connect `C-", "Checksums for blob id")) for m in messages)
     assert "failures" not in doc
     assert len(sim.simulator.requests) == 4 + 6 * 60, "each endpoint once"
 

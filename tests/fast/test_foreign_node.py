@@ -212,6 +212,46 @@ def test_collect_reads_every_seed_body_once(config, node):
     assert len(seen) == 4 + 6 * len(QUEUE_VALUES), "each endpoint once"
 
 
+def test_collect_finds_each_queue_s_head_and_the_newest_failures_in_the_seed_bodies(config):
+    doc = json.loads(run(config, "collect").stdout)
+    found = {c["name"]: c for c in doc["connections"]}
+    all_content = found["AllContent"]
+    assert {f: all_content.get(f) for f in ("sync_requests_oldest", "blob_requests_oldest", "sync_responses_oldest",
+                                            "blob_responses_oldest", "error_responses_oldest")} == {
+        "sync_requests_oldest": 4, "blob_requests_oldest": 55, "sync_responses_oldest": 16,
+        "blob_responses_oldest": 14, "error_responses_oldest": 49}
+    assert all_content["error_reasons"] == {"NO_ISSUE_TO_CONNECT_TO": 1}
+    assert all_content["last_error"] == {
+        "id": 49, "issue": "AC-113", "reason": "NO_ISSUE_TO_CONNECT_TO",
+        "message": "Could not connect `AC-113` to `AC-111`: issue by key `AC-111` already was connected to another "
+                   "issue using relation `AllContent`"}
+    # The seed's own attachment failure lacks a comma: no head, no reasons, no newest failure, but its reason.
+    for field in ("blob_error_responses_oldest", "blob_error_reasons", "last_blob_error"):
+        assert field not in all_content
+    assert "is not valid JSON" in all_content["failures"]["blob_error_responses"]
+    ado = next(c for name, c in found.items() if name.startswith("ADO"))
+    assert (ado["sync_requests_oldest"], ado["error_responses_oldest"], ado["blob_error_responses_oldest"]) == (
+        301, 296, 293)
+    assert ado["last_error"]["id"] == 299 and ado["last_error"]["issue"] == "OPS-16"
+    assert ado["last_blob_error"] == {
+        "id": 294, "issue": "OPS-14", "reason": "CHECKSUM_MISMATCH",
+        "message": "Checksums for blob id '10302' do not match. Expected: 4a8a08f09d37b73795649038408b5f33 Was: "
+                   "8277e0910d750195b448797616e091ad"}
+    assert ado["blob_error_reasons"] == {"CHECKSUM_MISMATCH": 2}
+    sales = found["Sales, EU"]
+    assert not [f for f in sales if f.endswith("_oldest") or f.startswith("last_")], "empty queues have no head"
+    assert sales["error_reasons"] == {} == sales["blob_error_reasons"]
+
+
+def test_status_of_one_connection_of_the_foreign_node(config):
+    ran = run(config, "status", "--connection", "AllContent")
+    assert ran.code == 0 and ran.stderr == "", ran
+    text = " ".join(ran.stdout.split())
+    assert "Failed (syncs) by reason: NO_ISSUE_TO_CONNECT_TO 1" in text
+    assert ("49 AC-113 NO_ISSUE_TO_CONNECT_TO: Could not connect `AC-113` to `AC-111`: issue by key `AC-111` "
+            "already was connected to another issue using relation `AllContent`") in text
+
+
 def test_status_reads_the_seed_bodies(config):
     ran = run(config, "status")
     assert ran.code == 0 and ran.stderr == "", ran

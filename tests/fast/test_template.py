@@ -60,8 +60,20 @@ def rules(name: str, fmt: str = "6.0"):
     return template(name, fmt).findall("discovery_rules/discovery_rule")
 
 
+def connection_rule(name: str, fmt: str = "6.0") -> ET.Element:
+    """The discovery of connections (the one-poll templates also discover failure reasons)."""
+    (rule,) = [r for r in rules(name, fmt) if r.findtext("key").startswith("exalate.discovery[")]
+    return rule
+
+
+def reason_rule(name: str, fmt: str = "6.0") -> ET.Element:
+    (rule,) = [r for r in rules(name, fmt) if r.findtext("key").startswith("exalate.reasons[")]
+    return rule
+
+
 def prototypes(name: str, fmt: str = "6.0"):
-    return template(name, fmt).findall("discovery_rules/discovery_rule/item_prototypes/item_prototype")
+    """The item prototypes of each discovered connection."""
+    return connection_rule(name, fmt).findall("item_prototypes/item_prototype")
 
 
 def triggers(name: str, fmt: str = "6.0"):
@@ -304,11 +316,19 @@ def test_every_lld_macro_a_template_uses_is_one_its_discovery_provides(cli, room
     (rule,) = rules(PER_CHECK_TEMPLATE)
     used = used_lld_macros(rule)
     assert used and used <= emitted, used - emitted
+    document = run_cli("--config", roomy, "collect").stdout
     for name in ONE_POLL:
-        (rule,) = rules(name)
+        rule = connection_rule(name)
         provided = {p.findtext("lld_macro") for p in rule.findall("lld_macro_paths/lld_macro_path")}
         used = used_lld_macros(rule)
         assert used and used <= provided <= emitted, (name, used - provided, provided - emitted)
+        # The reasons' rule: every macro it uses, its rows give (the simulator's node has failures).
+        rule = reason_rule(name)
+        provided = {p.findtext("lld_macro") for p in rule.findall("lld_macro_paths/lld_macro_path")}
+        rows = discovered(rule, document)
+        assert rows and all(set(row) == provided for row in rows)
+        used = used_lld_macros(rule)
+        assert used and used <= provided, (name, used - provided)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -389,11 +409,11 @@ def test_in_7_0_collect_gives_up_before_its_item_does():
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_in_7_0_a_lost_connection_s_items_are_disabled_then_deleted(name):
-    (rule,) = rules(name, "7.0")
-    assert rule.find("lifetime_type") is None  # the default: DELETE_AFTER
-    assert rule.findtext("lifetime") == "{$EXALATE.LLD.LIFETIME}"
-    assert rule.findtext("enabled_lifetime_type") == "DISABLE_AFTER"
-    assert rule.findtext("enabled_lifetime") == "{$EXALATE.LLD.DISABLE.AFTER}"
+    for rule in rules(name, "7.0"):
+        assert rule.find("lifetime_type") is None  # the default: DELETE_AFTER
+        assert rule.findtext("lifetime") == "{$EXALATE.LLD.LIFETIME}"
+        assert rule.findtext("enabled_lifetime_type") == "DISABLE_AFTER"
+        assert rule.findtext("enabled_lifetime") == "{$EXALATE.LLD.DISABLE.AFTER}"
     defined = macros(name, "7.0")
     disable = seconds(defined["{$EXALATE.LLD.DISABLE.AFTER}"][0])
     delete = seconds(defined["{$EXALATE.LLD.LIFETIME}"][0])
@@ -402,8 +422,8 @@ def test_in_7_0_a_lost_connection_s_items_are_disabled_then_deleted(name):
     # before discovery had a chance to see it again.
     assert 3600 <= disable < delete
     assert disable > seconds(defined["{$EXALATE.LLD.INTERVAL}"][0])
-    (old,) = rules(name, "6.0")
-    assert old.findtext("lifetime") == rule.findtext("lifetime")
+    for old in rules(name, "6.0"):
+        assert old.findtext("lifetime") == "{$EXALATE.LLD.LIFETIME}" and old.find("enabled_lifetime_type") is None
 
 
 def normalised(root: ET.Element) -> str:
@@ -616,11 +636,15 @@ def preprocess(entity: ET.Element, value: str, macros: dict = None) -> str:
             except LookupError:
                 if step.findtext("error_handler") == "CUSTOM_ERROR":
                     raise Unsupported(step.findtext("error_handler_params")) from None
+                if step.findtext("error_handler") == "CUSTOM_VALUE":
+                    value = step.findtext("error_handler_params")
+                    continue
                 raise Unsupported(f"no data matches {parameter}") from None
         elif kind == "JAVASCRIPT":
             value = javascript(parameter, value)
         else:
-            assert kind == "DISCARD_UNCHANGED_HEARTBEAT", kind  # keeps the value when it changed, as here
+            # Each keeps the value when it changed, as it has here.
+            assert kind in ("DISCARD_UNCHANGED_HEARTBEAT", "DISCARD_UNCHANGED"), kind
     return value
 
 
@@ -705,16 +729,26 @@ def test_dependent_items_give_the_simulators_values(name, document):
         if entity.findtext("type") == "DEPENDENT":
             assert value_of(entity, text) == wanted.pop(base(entity.findtext("key"))), entity.findtext("key")
     assert wanted == {}, "an item the test expected is missing"
+    listed = {c["name"]: c for c in json.loads(text)["connections"]}
     for connection in BASE_SCENARIO["connections"]:
         macros = {"{#CONNECTION.KEY}": key_form(connection["name"])}
         for proto in prototypes(name):
             field = base(proto.findtext("key"))[len("exalate."):]
             got = value_of(proto, text, macros)
             command = field.replace("_", "-")
-            if "queues" in connection and command in connection["queues"]:
+            if "queues" not in connection:
+                if field != "status":
+                    assert got.startswith("unsupported: ") and "not found" in got, (connection["name"], field, got)
+            elif command in connection["queues"]:
                 assert got == str(connection["queues"][command]), (connection["name"], field)
-            elif field != "status":
-                assert got.startswith("unsupported: ") and "not found" in got, (connection["name"], field, got)
+            elif field.endswith("_oldest"):
+                # The simulator's queues start at syncEventId 1000, listed from the middle: the head is 1000.
+                assert got == ("1000" if connection["queues"][command[:-len("-oldest")]] else "0"), (field, got)
+            elif field.startswith("last_"):
+                failure = listed[connection["name"]][field]
+                assert got == f"{failure['issue']} {failure['reason']}: {failure['message']}", (field, got)
+                assert got.startswith("A-100") and ("NO_ISSUE_TO_CONNECT_TO: Could not connect" in got
+                                                    or "CHECKSUM_MISMATCH: Checksums" in got), got
 
 
 @pytest.mark.parametrize("name", ONE_POLL)
@@ -738,9 +772,9 @@ def test_a_node_that_is_down_is_a_0_and_every_other_item_says_why(name, document
             assert got == "0"
         else:
             assert got.startswith("unsupported: ") and len(got) > 30, (entity.findtext("key"), got)
-    (rule,) = rules(name)
-    with pytest.raises(Unsupported):  # the rule keeps its items while it cannot tell
-        discovered(rule, text)
+    for rule in rules(name):
+        with pytest.raises(Unsupported):  # the rule keeps its items while it cannot tell
+            discovered(rule, text)
 
 
 def test_scripts_are_ecmascript_5_for_zabbix():
@@ -756,7 +790,7 @@ def test_scripts_are_ecmascript_5_for_zabbix():
 def test_discovery_and_status_scripts_give_what_discover_gives(name, document, cli, roomy):
     require_binary("node")
     text = document(name)
-    (rule,) = rules(name)
+    rule = connection_rule(name)
     emitted = [{k: v for k, v in row.items() if k != "{#CONNECTION.REMOTE}"}
                for row in json.loads(cli("discover", config_path=roomy).stdout)]
     assert discovered(rule, text) == emitted
@@ -776,3 +810,101 @@ def test_the_generator_outside_a_checkout_says_what_to_use(tmp_path):
     assert ran.code == 1 and "Traceback" not in ran.stderr
     assert "not a checkout" in ran.stderr and "agent userparameters" in ran.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+# --- stalled queues and why syncs fail (the one-poll templates) -------------------------------------------
+
+IN_FLIGHT = {"sync_requests": "Sync requests", "blob_requests": "Attachment requests",
+             "sync_responses": "Sync responses", "blob_responses": "Attachment responses"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_each_queue_of_work_in_flight_has_a_stuck_problem(name, fmt):
+    found = {t.findtext("name"): t for t in triggers(name, fmt)}
+    period = '{$EXALATE.STUCK.PERIOD:"{#CONNECTION}"}'
+    for field, queue in IN_FLIGHT.items():
+        oldest = f"/{name}/exalate.{field}_oldest[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+        size = f"/{name}/exalate.{field}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+        stuck = found[f'Exalate: Connection "{{#CONNECTION}}": {queue} are stuck']
+        # The head has not changed (the item stores only changes) while the queue never emptied.
+        assert stuck.findtext("expression") == (f"nodata({oldest},{period})=1 and last({oldest})>0 and "
+                                                f"min({size},{period})>0")
+        assert stuck.findtext("opdata") == "Waiting: {ITEM.LASTVALUE2}, oldest event: {ITEM.LASTVALUE1}"
+        assert stuck.findtext("priority") == "AVERAGE" and stuck.find("manual_close") is None
+        (item,) = [p for p in prototypes(name, fmt) if p.findtext("key") == oldest.split("/")[2]]
+        steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler_params"))
+                 for s in item.findall("preprocessing/step")]
+        assert steps[-3:] == [("CHECK_JSON_ERROR", f"$.failures.{field}", None),
+                              ("JSONPATH", f"$.{field}_oldest", "0"), ("DISCARD_UNCHANGED", "", None)]
+    assert not [n for n in found if "stuck" in n and ("error" in n.lower() or "fail" in n.lower())]
+    (override,) = connection_rule(name, fmt).findall("overrides/override")
+    assert [o.findtext("value") for o in override.findall("operations/operation")] == ["backlog", "stuck"]
+
+
+def test_the_per_check_template_has_no_stuck_problem_and_no_newest_failure():
+    names = [t.findtext("name") for t in triggers(PER_CHECK_TEMPLATE)]
+    assert not [n for n in names if "stuck" in n]
+    assert len(rules(PER_CHECK_TEMPLATE)) == 1
+    assert not [p for p in prototypes(PER_CHECK_TEMPLATE) if "oldest" in p.findtext("key")
+                or "last_" in p.findtext("key")]
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_the_failed_syncs_problems_carry_the_newest_failure(name):
+    found = {t.findtext("name"): t for t in triggers(name)}
+    for what, field in (("syncs", "last_error"), ("attachment syncs", "last_blob_error")):
+        failed = found[f'Exalate: Connection "{{#CONNECTION}}": Failed {what}']
+        newest = f"/{name}/exalate.{field}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+        assert failed.findtext("expression").endswith(f" and length(last({newest}))>=0")
+        assert failed.findtext("event_name").endswith("): {ITEM.LASTVALUE2}")
+        assert failed.findtext("opdata") == "Failed: {ITEM.LASTVALUE1}, newest: {ITEM.LASTVALUE2}"
+        (item,) = [p for p in prototypes(name) if p.findtext("key") == newest.split("/")[2]]
+        assert item.findtext("value_type") == "TEXT" and item.findtext("history") == "30d"
+        assert item.findall("preprocessing/step")[-1].findtext("type") == "DISCARD_UNCHANGED"
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_the_newest_failure_reads_issue_reason_and_message_whatever_is_missing(name):
+    (item,) = [p for p in prototypes(name) if p.findtext("key").startswith("exalate.last_error[")]
+    script = item.findall("preprocessing/step")[-2].findtext("parameters/parameter")
+    cases = [({"issue": "AC-113", "reason": "NO_ISSUE_TO_CONNECT_TO", "message": "Could not connect"},
+              "AC-113 NO_ISSUE_TO_CONNECT_TO: Could not connect"),
+             ({"issue": None, "reason": "SCRIPT_ERROR", "message": "m"}, "SCRIPT_ERROR: m"),
+             ({"issue": "AC-1", "reason": None, "message": None}, "AC-1"),
+             ({"issue": None, "reason": None, "message": "only a message"}, "only a message"),
+             ({"id": 3, "issue": None, "reason": None, "message": None}, "(no details)"),
+             (None, "none")]
+    for failure, text in cases:
+        connection = {"name": "x"} if failure is None else {"name": "x", "last_error": failure}
+        assert javascript(script, json.dumps(connection)) == text, failure
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_failure_reasons_are_discovered_and_counted(name, sim, roomy):
+    sim.simulator.update(connections=[
+        {"name": "ADO <> Jira Prod", "queues": {"error-responses": 5, "blob-error-responses": 2},
+         "error_reasons": ["NO_ISSUE_TO_CONNECT_TO", "SCRIPT_ERROR", "NO_ISSUE_TO_CONNECT_TO"],
+         "blob_error_reasons": ["CHECKSUM_MISMATCH", "it's (odd) ~*!"]},
+        {"name": "Quiet", "queues": {"sync-requests": 1}}])
+    text = run_cli("--config", roomy, "collect").stdout
+    rule = reason_rule(name)
+    rows = discovered(rule, text)
+    ado = key_form("ADO <> Jira Prod")
+    assert [(r["{#CONNECTION}"], r["{#CONNECTION.KEY}"], r["{#KIND}"], r["{#REASON}"], r["{#REASON.KEY}"])
+            for r in rows] == [
+        ("ADO <> Jira Prod", ado, "sync", "NO_ISSUE_TO_CONNECT_TO", "NO_ISSUE_TO_CONNECT_TO"),
+        ("ADO <> Jira Prod", ado, "sync", "SCRIPT_ERROR", "SCRIPT_ERROR"),
+        ("ADO <> Jira Prod", ado, "attachment", "CHECKSUM_MISMATCH", "CHECKSUM_MISMATCH"),
+        ("ADO <> Jira Prod", ado, "attachment", "it's (odd) ~*!", "it%27s%20%28odd%29%20%7E%2A%21")]
+    (proto,) = rule.findall("item_prototypes/item_prototype")
+    counts = [value_of(proto, text, row) for row in rows]
+    assert counts == ["3", "2", "1", "1"]
+    # The key takes the reason's key form: Zabbix's key syntax holds it whatever the node wrote.
+    assert all(re.fullmatch(r"[A-Za-z0-9_.%-]+", row["{#REASON.KEY}"]) for row in rows)
+    # A reason that is gone counts 0 (its item lives on until the discovery's lifetime ends).
+    assert value_of(proto, text, {**rows[0], "{#REASON.KEY}": "GONE_REASON"}) == "0"
+    # An unreadable queue: the reason items of that kind say why.
+    doc = json.loads(text)
+    doc["connections"][0]["failures"] = {"error_responses": "HTTP 500 from the node"}
+    assert value_of(proto, json.dumps(doc), rows[0]) == "unsupported: HTTP 500 from the node"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import SECRET, Run, console
+from helpers import SECRET, Run, run_cli
 
 ERRORS = "2.4/relations/AllContent/syncrequests/errorresponses"
 BLOB_ERRORS = "2.4/relations/AllContent/syncrequests/bloberrorresponses"
@@ -157,7 +157,7 @@ def test_status_of_one_connection_shows_it_in_full(write_config, sim, given):
                                                                          "error-responses": 3000},
          "error_reasons": ["NO_ISSUE_TO_CONNECT_TO", "SCRIPT_ERROR"]},
         {"name": "AllContent", "id": 154, "status": "ACTIVE", "queues": {"sync-requests": 1}}])
-    ran = console("--config", write_config(), "status", "--connection", given)
+    ran = run_cli("--config", write_config(), "status", "--connection", given)
     assert ran.code == 0 and ran.stderr == "", ran
     lines = ran.stdout.splitlines()
     assert "Connection ADO <> Jira Prod (ACTIVE, id 155)" in lines
@@ -186,14 +186,12 @@ def test_status_of_a_removed_connection_shows_why_its_queues_are_unread(cli):
 
 
 def test_a_200_mb_failure_queue_keeps_the_memory_bound(write_config, sim):
-    from measure import run_measured
     count, message = 2000, 100_000
     sim.simulator.update(connections=[{"name": "Stuck", "queues": {"error-responses": count}}])
     big = "y" * message
     sim.simulator.update(faults=[{"path": "2.4/relations/Stuck/syncrequests/errorresponses",
                                   "body": [failure(i, f"S-{i}", "SCRIPT_ERROR", big) for i in range(count)]}])
-    code, out, err, _, peak_mb = run_measured(["zabbix-exalate", "--config", write_config(timeout="60"), "collect"])
-    assert code == 0, err
-    c = connection(json.loads(out), "Stuck")
+    ran = run_cli("--config", write_config(timeout="60"), "collect", memory=True)
+    c = connection(document(ran), "Stuck")
     assert c["error_responses"] == count and c["last_error"]["id"] == count - 1
-    assert peak_mb < 100, f"peak memory {peak_mb:.0f} MB for a {count * message / 1e6:.0f} MB body"
+    assert ran.peak_mb < 100, f"peak memory {ran.peak_mb:.0f} MB for a {count * message / 1e6:.0f} MB body"
