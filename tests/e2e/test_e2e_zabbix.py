@@ -18,7 +18,7 @@ from e2e_support import Feeder, LiveNode, wait_for
 from helpers import PASSWORD, USER, config_file, require_binary, run_cli
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
-                                    NODE_METRICS, PING_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
+                                    NODE_METRICS, PING_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import key_form
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
 from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
@@ -140,6 +140,16 @@ class Case:
     def connections(self) -> List[dict]:
         return self.node.scenario["connections"]
 
+    @property
+    def reasons(self) -> Dict[tuple, int]:
+        return scenario_reasons(self.connections) if self.design.one_poll else {}
+
+    def document(self) -> dict:
+        """What `collect` reads from this case's node now."""
+        ran = run_cli("--node", self.section, "--timeout", COLLECT_TIMEOUT, "collect", env=self.node_env)
+        assert ran.code == 0, ran
+        return json.loads(ran.stdout)
+
     def items(self) -> Dict[str, dict]:
         return items(self.zabbix, self.hostid)
 
@@ -192,15 +202,52 @@ def poke(zabbix: Stack, hostid: str, design: Design, every_item: bool = False) -
         check_now(zabbix, [i["itemid"] for i in found])
 
 
-def expected_items(design: Design, connections: List[dict]) -> Dict[str, str]:
-    """key -> name of every item a host of this template should have once its connections are discovered."""
+# The kinds of failure the reasons' discovery tells apart: {#KIND} and {#KIND.NAME}, and the queue of each.
+KINDS = {"error-responses": ("sync", "syncs"), "blob-error-responses": ("attachment", "attachment syncs")}
+DEFAULT_REASONS = {"error-responses": "NO_ISSUE_TO_CONNECT_TO", "blob-error-responses": "CHECKSUM_MISMATCH"}
+
+
+def scenario_reasons(connections: List[dict]) -> Dict[tuple, int]:
+    """(connection, queue, reason) -> how many failures carry it, as the simulator lists them (its reasons in turn,
+    the simulator's default when the scenario names none)."""
+    found: Dict[tuple, int] = {}
+    for c in connections:
+        if c.get("removed"):
+            continue
+        for queue in KINDS:
+            reasons = c.get(queue.replace("-responses", "_reasons").replace("-", "_")) or [DEFAULT_REASONS[queue]]
+            for i in range(c.get("queues", {}).get(queue, 0)):
+                key = (c["name"], queue, reasons[i % len(reasons)])
+                found[key] = found.get(key, 0) + 1
+    return found
+
+
+def reason_key(connection: str, queue: str, reason: str) -> str:
+    return f"{REASON_KEY}[{NODE_KEY},{key_form(connection)},{KINDS[queue][0]},{key_form(reason)}]"
+
+
+def expected_items(design: Design, connections: List[dict], reasons=()) -> Dict[str, str]:
+    """key -> name of every item a host of this template should have once its connections (and, one poll, the
+    reasons of their failures: (connection, queue, reason) tuples) are discovered."""
     tree = template_tree(design.name)["templates"][0]
     found = {i["key"]: i["name"] for i in tree["items"]}
     for c in connections:
         for p in tree["discovery_rules"][0]["item_prototypes"]:
             found[p["key"].replace("{#CONNECTION.KEY}", key_form(c["name"]))] = \
                 p["name"].replace("{#CONNECTION}", c["name"])
+    for connection, queue, reason in reasons if design.one_poll else ():
+        found[reason_key(connection, queue, reason)] = \
+            f'Exalate: Connection "{connection}": Failed {KINDS[queue][1]} by reason {reason}'
     return found
+
+
+def newest_failure(failure: dict) -> str:
+    """The newest failure as the templates' text item writes it."""
+    return f"{failure['issue']} {failure['reason']}: {failure['message']}"
+
+
+class Kept(str):
+    """A value of an item that stores only changes ("Discard unchanged"): no new value is expected with time."""
 
 
 class Unsupported:
@@ -249,6 +296,7 @@ def gone_reason(case: "Case", connection: str) -> Unsupported:
 def expected_values(case: Case) -> Dict[str, object]:
     """key -> the value the node's scenario says (a string, as Zabbix shows it), or Unsupported."""
     s = case.node.scenario
+    newest = {c["name"]: c for c in case.document()["connections"]} if case.design.one_poll else {}
     want: Dict[str, object] = {node_key(PING_KEY): "1"}
     want.update({node_key(m.key): str(s[m.command]) for m in NODE_METRICS})
     if case.design.one_poll:
@@ -259,6 +307,19 @@ def expected_values(case: Case) -> Dict[str, object]:
                                                       else str(c.get("queues", {}).get(m.command, 0)))
         if case.design.one_poll:
             want[connection_key(STATUS_KEY, c["name"])] = str(STATUS_CODES[c["status"]])
+            for m in CONNECTION_METRICS:
+                # The simulator's queues start at syncEventId 1000 (the head), whatever order it lists them in.
+                if m.in_flight:
+                    want[connection_key("exalate." + m.oldest_field, c["name"])] = (
+                        gone_reason(case, c["name"]) if c.get("removed")
+                        else Kept("1000" if c.get("queues", {}).get(m.command) else "0"))
+                if m.last_field:
+                    listed = newest.get(c["name"], {})
+                    want[connection_key("exalate." + m.last_field, c["name"])] = (
+                        gone_reason(case, c["name"]) if c.get("removed")
+                        else Kept(newest_failure(listed[m.last_field]) if m.last_field in listed else "none"))
+    for (connection, queue, reason), count in case.reasons.items():
+        want[reason_key(connection, queue, reason)] = str(count)
     return want
 
 
@@ -272,7 +333,8 @@ def mismatches(found: Dict[str, dict], want: Dict[str, object], since: float = 0
         elif isinstance(value, Unsupported):
             if not value.matches(item):
                 wrong.append(f"{key}: {value!r}, but state {item['state']}, error {item['error']!r}")
-        elif item["state"] != "0" or item["lastvalue"] != value or int(item["lastclock"]) <= since:
+        elif item["state"] != "0" or item["lastvalue"] != value or (
+                int(item["lastclock"]) <= since and not isinstance(value, Kept)):
             wrong.append(f"{key}: {value!r} expected, got {item['lastvalue']!r} at {item['lastclock']} "
                          f"(state {item['state']}, error {item['error']!r})")
     return wrong
@@ -420,7 +482,7 @@ def case(request, zabbix, env, node_env, imported, nodes):
     if c.trapper:
         c.feeder = Feeder(c.send_args(), node_env).start()
     try:
-        discovered(zabbix, c.hostid, design, len(expected_items(design, c.connections)) - len(
+        discovered(zabbix, c.hostid, design, len(expected_items(design, c.connections, c.reasons)) - len(
             template_tree(design.name)["templates"][0]["items"]), c.host)
         yield c
     finally:
@@ -481,13 +543,15 @@ def test_a_second_import_changes_nothing(zabbix, env, case):
     # Nothing of the template was dropped on the way in: Zabbix holds what the generator wrote.
     tree = template_tree(case.template, format_for(zabbix.zabbix_version))  # what import-template chose
     template = tree["templates"][0]
-    rule = template["discovery_rules"][0]
+    rules = template["discovery_rules"]
+    prototypes = [p for rule in rules for p in rule["item_prototypes"]]
     assert {method: len(found) for method, found in before.items() if method.endswith(".get")} == {
-        "item.get": len(template["items"]), "discoveryrule.get": 1,
-        "itemprototype.get": len(rule["item_prototypes"]),
+        "item.get": len(template["items"]), "discoveryrule.get": 2 if case.design.one_poll else 1,
+        "itemprototype.get": len(prototypes),
         "trigger.get": sum(len(i.get("triggers", [])) for i in template["items"]),
-        "triggerprototype.get": sum(len(p.get("trigger_prototypes", [])) for p in rule["item_prototypes"]),
-        "graph.get": len(tree["graphs"]), "graphprototype.get": len(rule["graph_prototypes"]),
+        "triggerprototype.get": sum(len(p.get("trigger_prototypes", [])) for p in prototypes),
+        "graph.get": len(tree["graphs"]),
+        "graphprototype.get": sum(len(rule.get("graph_prototypes", [])) for rule in rules),
         "usermacro.get": len(template["macros"]), "templatedashboard.get": len(template["dashboards"]),
         "valuemap.get": len(template["valuemaps"])}
     ran = run_cli("zabbix", "import-template", env=env)
@@ -497,7 +561,7 @@ def test_a_second_import_changes_nothing(zabbix, env, case):
 
 
 def test_discovery_makes_every_connection_s_items_under_its_real_name(case):
-    want = expected_items(case.design, case.connections)
+    want = expected_items(case.design, case.connections, case.reasons)
     found = {key: item["name"] for key, item in case.items().items()}
     assert found == want
     # What the operator reads: the real name, quotes and all, not the key form.
@@ -525,26 +589,31 @@ def test_zabbix_stores_the_node_s_numbers(case):
 
 def test_a_failing_endpoint_makes_exactly_its_item_unsupported_with_our_reason(case):
     metric = BY_COMMAND["blob-responses"]
-    target = queue_key(metric.command, ODD)
-    gone = {queue_key(q, c["name"]) for c in case.connections if c.get("removed") for q in QUEUES}
+    targets = {queue_key(metric.command, ODD)}
+    if case.design.one_poll:  # its oldest event too: both come from the one answer
+        targets.add(connection_key("exalate." + metric.oldest_field, ODD))
+    removed = [c["name"] for c in case.connections if c.get("removed")]
+    unread = 6 * len(removed)  # the document's failures: a removed connection's six queues
+    gone = {key for key, value in expected_values(case).items() if isinstance(value, Unsupported)}
     with case.node.fault(f"2.4/relations/{ODD}/" + metric.path.split("{connection}/")[1], status=500):
         began = time.time()
         reason = case.reason(metric.command, key_form(ODD))  # what the single check says, word for word
         assert "HTTP 500" in reason
-        want = {**expected_values(case), target: Unsupported.because(case, reason)}
+        want = {**expected_values(case), **{target: Unsupported.because(case, reason) for target in targets}}
         # The others keep their values: each stores a new one while the fault lasts.
         found = settle("only the failing endpoint's item turned unsupported", case, want, since=began)
-        assert {key for key, item in found.items() if item["state"] == "1"} == gone | {target}
+        assert {key for key, item in found.items() if item["state"] == "1"} == gone | targets
         if case.trapper:
             sent = case.feeder.since(began)
             assert sent and all(ran.code == 0 for ran in sent), sent
-            assert f"{len(gone) + 1} values unread" in sent[-1].stdout, sent[-1]
+            assert f"{unread + 1} values unread" in sent[-1].stdout, sent[-1]
     settle("the item has its value again once the endpoint answers", case, expected_values(case), since=time.time())
 
 
 @only("one poll", "no document: a connection that is no longer listed keeps being asked for, as Gone is")
 def test_a_connection_the_node_no_longer_lists_turns_unsupported_with_the_template_s_reason(case):
-    mine = {connection_key(m.key, ODD) for m in CONNECTION_METRICS} | {connection_key(STATUS_KEY, ODD)}
+    mine = {key for key in expected_items(case.design, [{"name": ODD}]) if key.endswith(f",{key_form(ODD)}]")}
+    assert len(mine) == 6 + 1 + 4 + 2, mine  # the queues, the status, the heads, the newest failures
     with case.node.connection_changed(ODD, listed=False):
         began = time.time()
         want = {k: v for k, v in expected_values(case).items()}
@@ -558,9 +627,16 @@ def test_a_connection_the_node_no_longer_lists_turns_unsupported_with_the_templa
 # --- problems -----------------------------------------------------------------------------------
 
 def test_connection_problems_follow_their_thresholds(case):
-    expected = {'Exalate: Connection "AllContent": Failed syncs (over 0 for 12s)',
-                'Exalate: Connection "AllContent": Failed attachment syncs (over 0 for 12s)',
-                f'Exalate: Connection "{ADO}": Failed syncs (over 0 for 12s)',
+    listed = {c["name"]: c for c in case.document()["connections"]}
+
+    def failed(connection: str, what: str, field: str) -> str:
+        """The failed-syncs problem: in a one-poll template, with the newest failure."""
+        name = f'Exalate: Connection "{connection}": Failed {what} (over 0 for 12s)'
+        return name + (": " + newest_failure(listed[connection][field]) if case.design.one_poll else "")
+
+    expected = {failed("AllContent", "syncs", "last_error"),
+                failed("AllContent", "attachment syncs", "last_blob_error"),
+                failed(ADO, "syncs", "last_error"),
                 f'Exalate: Connection "{ADO}": Sync backlog is high (over 10 for 12s)',
                 f'Exalate: Connection "{ODD}": Sync backlog is high (over 2 for 12s)',
                 'Exalate: Connection "Gone": No data for 30s'}
@@ -573,6 +649,19 @@ def test_connection_problems_follow_their_thresholds(case):
     # "Paused" holds 300 but is deactivated, and a deactivated connection queues by design.
     assert sorted(p for p in found if "backlog" in p) == sorted(p for p in expected if "backlog" in p)
     assert set(found) <= expected, "problems nobody asked for"
+    if case.design.one_poll:
+        # What the operator reads: the issue, the reason and the message of the newest failure, in the problem's
+        # name (checked above, word for word) and its operational data.
+        name = failed(ADO, "syncs", "last_error")
+        newest = newest_failure(listed[ADO]["last_error"])
+        assert newest.startswith("AJP-100") and "NO_ISSUE_TO_CONNECT_TO: Could not connect" in newest, newest
+        (problem,) = [p for p in case.zabbix.api("problem.get", {"hostids": case.hostid, "output": "extend"})
+                      if p["name"] == name]
+        if "opdata" in problem:  # where the API expands it; else the frontend does, from the trigger and the item
+            assert problem["opdata"] == f"Failed: 2, newest: {newest}", problem
+        (trigger,) = case.zabbix.api("trigger.get", {"triggerids": problem["objectid"], "output": ["opdata"]})
+        assert trigger["opdata"] == "Failed: {ITEM.LASTVALUE1}, newest: {ITEM.LASTVALUE2}", trigger
+        assert case.items()[connection_key("exalate.last_error", ADO)]["lastvalue"] == newest
     # Once the other side catches up, the backlog problem resolves; the others stay.
     backlog = f'Exalate: Connection "{ADO}": Sync backlog is high (over 10 for 12s)'
     queues = next(c["queues"] for c in case.connections if c["name"] == ADO)
@@ -627,6 +716,41 @@ def test_the_connection_status_problems_open_resolve_and_follow_their_macro(case
         assert status["lastvalue"] == str(STATUS_CODES["ACTIVE"]), status
 
 
+@only("one poll", "no head of queue: stuck queues need a one-poll template")
+def test_a_stuck_queue_opens_its_problem_and_resolves_when_its_head_moves(case):
+    """ADO's queues hold events whose oldest does not move: stuck, however few. AllContent's move all along: never
+    stuck, however long they are watched."""
+    moving = {m.command: 600 for m in CONNECTION_METRICS if m.in_flight}  # ten events a second go through
+    stuck = {f'Exalate: Connection "{ADO}": Sync requests are stuck (oldest event 1000 waiting for 12s)',
+             f'Exalate: Connection "{ADO}": Sync responses are stuck (oldest event 1000 waiting for 12s)'}
+    macros = case.zabbix.api("usermacro.create", [
+        {"hostid": case.hostid, "macro": context("{$EXALATE.STUCK.PERIOD}", name), "value": PERIOD}
+        for name in (ADO, "AllContent")])["hostmacroids"]
+    try:
+        with case.node.connection_changed("AllContent", moves_per_minute=moving):
+            found = wait_for("the stuck queues' problems opened", lambda: stuck <= set(case.problems()) and
+                             case.problems(), detail=case.problems, seconds=120)
+            assert not [p for p in found if "stuck" in p and p not in stuck], found
+            problems = {p["name"]: p for p in case.zabbix.api("problem.get", {"hostids": case.hostid,
+                                                                               "output": "extend"})}
+            requests = problems[min(stuck)]
+            if "opdata" in requests:
+                assert requests["opdata"] == "Waiting: 40, oldest event: 1000", requests
+            (trigger,) = case.zabbix.api("trigger.get", {"triggerids": requests["objectid"],
+                                                         "output": ["opdata", "priority"]})
+            assert trigger == {"triggerid": requests["objectid"], "priority": "3",
+                               "opdata": "Waiting: {ITEM.LASTVALUE2}, oldest event: {ITEM.LASTVALUE1}"}, trigger
+            # AllContent went on moving the whole time: its heads changed, its problem never opened.
+            heads = {m.oldest_field: case.items()[connection_key("exalate." + m.oldest_field, "AllContent")]
+                     for m in CONNECTION_METRICS if m.in_flight}
+            assert all(int(h["lastvalue"]) > 1000 for h in heads.values()), heads
+            with case.node.connection_changed(ADO, moves_per_minute=moving):
+                wait_for("the stuck problems resolved once the heads moved",
+                         lambda: not stuck & set(case.problems()), detail=case.problems, seconds=120)
+    finally:
+        case.zabbix.api("usermacro.delete", macros)
+
+
 # --- the trapper template's sender --------------------------------------------------------------
 
 @only(TRAPPER, "fed by the agent, not by send")
@@ -657,7 +781,12 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, env
     if paused:
         zabbix.api("host.update", {"hostid": case.hostid, "status": 1})
     try:
-        count = len(expected_items(case.design, connections))
+        # The seed's failures: AllContent's one (its attachment failures are not valid JSON), ADO's two and two.
+        reasons = [("AllContent", "error-responses", "NO_ISSUE_TO_CONNECT_TO")]
+        ado = next(c["name"] for c in connections if c["name"].startswith("ADO"))
+        reasons += [(ado, "error-responses", "NO_ISSUE_TO_CONNECT_TO"),
+                    (ado, "blob-error-responses", "CHECKSUM_MISMATCH")]
+        count = len(expected_items(case.design, connections, reasons))
         discovered(zabbix, hostid, case.design, count - len(template_tree(case.template)["templates"][0]["items"]),
                    name)
         found = polled(zabbix, hostid, name, count, poke=lambda: poke(zabbix, hostid, case.design, every_item=True))
@@ -675,6 +804,11 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, env
             assert found[node_key(CONNECTION_COUNT_KEY)]["lastvalue"] == str(len(connections))
             for c in connections:
                 assert found[connection_key(STATUS_KEY, c["name"])]["lastvalue"] == str(STATUS_CODES[c["status"]])
+            assert found[connection_key("exalate.last_error", "AllContent")]["lastvalue"] == (
+                "AC-113 NO_ISSUE_TO_CONNECT_TO: Could not connect `AC-113` to `AC-111`: issue by key `AC-111` "
+                "already was connected to another issue using relation `AllContent`")
+            assert found[connection_key("exalate.sync_requests_oldest", "AllContent")]["lastvalue"] == "4"
+            assert [found[reason_key(*r)]["lastvalue"] for r in reasons] == ["1", "2", "2"]
     finally:
         if feeder:
             feeder.stop()
