@@ -1,5 +1,4 @@
-"""The zabbix-exalate command line: the only module that imports click and prints, and the one guard that turns
-every failure into one line and its exit status."""
+"""The command line: the only module that imports click and prints, and the one guard of every failure."""
 import json
 import sys
 import warnings

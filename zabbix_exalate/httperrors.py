@@ -1,5 +1,4 @@
-"""What a failed HTTP request means, in one line: the one mapping of requests' failures to ours, for the node and
-the Zabbix API alike."""
+"""The one mapping of a failed HTTP request to our errors, for the node and the Zabbix API alike."""
 from urllib.parse import urlsplit
 
 import requests

@@ -1,5 +1,4 @@
-"""The one list of what zabbix-exalate measures, and every fact about each value: its command, endpoint, field of
-the document, Zabbix key, triggers and `status` column."""
+"""The one list of what zabbix-exalate measures, with every fact about each value (field, key, triggers...)."""
 from dataclasses import dataclass
 from typing import Optional, Tuple
 

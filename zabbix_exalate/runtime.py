@@ -1,5 +1,4 @@
-"""The run's time budget and its threads: the deadline, the process's age, and the bounded pool of daemon workers
-that both a single check and `collect` run in."""
+"""The run's deadline, the process's age, and the bounded worker pool of a single check and of `collect`."""
 import os
 import queue
 import threading

@@ -1,5 +1,4 @@
-"""The collection as a person at a terminal reads it: the node's figures, a table of queues, where each queue's
-head stands and the newest failure, the reasons; or one connection in full."""
+"""The collection as a person at a terminal reads it: the whole node at a glance, or one connection in full."""
 import textwrap
 from typing import List
 

@@ -97,11 +97,13 @@ def printing(path: Path) -> List[str]:
 
 
 def docstring_problem(path: Path) -> Optional[str]:
-    """Why the module does not open with a docstring whose summary (its first paragraph) is one sentence; None
-    when it does."""
+    """Why the module does not open with a docstring whose summary (its first paragraph) is one sentence on one
+    line; None when it does."""
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     if not doc:
         return "no docstring first"
+    if "\n" in doc.split("\n\n")[0]:
+        return f"its summary takes more than one line: {doc.splitlines()[0]!r}..."
     summary = " ".join(doc.split("\n\n")[0].split())
     if not summary.endswith(".") or re.search(r"[.!?] [A-Z]", summary):
         return f"its summary is not one sentence: {summary!r}"

@@ -1,4 +1,4 @@
-"""The Exalate REST API as this project reads it: one call per endpoint, each answer streamed into a number or a list."""
+"""The Exalate REST API as this project reads it: one call per endpoint, each answer streamed into what we need."""
 from typing import Callable, List, Optional
 
 import requests

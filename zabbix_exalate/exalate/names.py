@@ -1,5 +1,4 @@
-"""Connections as this project names them: the key-safe form handed to Zabbix, the one URL path segment sent
-to the node, and the one cleaning of what the node lists."""
+"""Connection names: their key-safe form, their URL path segment, and the one cleaning of a listed connection."""
 import re
 from urllib.parse import quote, unquote
 

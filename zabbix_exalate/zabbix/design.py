@@ -1,5 +1,4 @@
-"""The bundled templates as a model: their names and wirings, the export formats, and how an entity is named
-(uuid, key, macro context, tags)."""
+"""The bundled templates as a model: names, wirings, export formats, and how an entity is named and keyed."""
 import hashlib
 import re
 import uuid
