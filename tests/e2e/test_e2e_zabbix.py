@@ -657,6 +657,7 @@ def test_connection_problems_follow_their_thresholds(case):
         assert newest.startswith("AJP-100") and "NO_ISSUE_TO_CONNECT_TO: Could not connect" in newest, newest
         (problem,) = [p for p in case.zabbix.api("problem.get", {"hostids": case.hostid, "output": "extend"})
                       if p["name"] == name]
+        print(f"problem.get on Zabbix {case.zabbix.zabbix_version}:", json.dumps(problem))  # shown with -s
         if "opdata" in problem:  # where the API expands it; else the frontend does, from the trigger and the item
             assert problem["opdata"] == f"Failed: 2, newest: {newest}", problem
         (trigger,) = case.zabbix.api("trigger.get", {"triggerids": problem["objectid"], "output": ["opdata"]})
@@ -734,6 +735,7 @@ def test_a_stuck_queue_opens_its_problem_and_resolves_when_its_head_moves(case):
             problems = {p["name"]: p for p in case.zabbix.api("problem.get", {"hostids": case.hostid,
                                                                                "output": "extend"})}
             requests = problems[min(stuck)]
+            print(f"problem.get on Zabbix {case.zabbix.zabbix_version}:", json.dumps(requests))  # shown with -s
             if "opdata" in requests:
                 assert requests["opdata"] == "Waiting: 40, oldest event: 1000", requests
             (trigger,) = case.zabbix.api("trigger.get", {"triggerids": requests["objectid"],
