@@ -1,4 +1,5 @@
 """The templates, the UserParameters and the CLI agree: one source of truth, checked here."""
+import copy
 import json
 import re
 import shutil
@@ -274,6 +275,11 @@ def test_one_poll_templates_read_one_document(name):
         steps = [(s.findtext("type"), s.findtext("parameters/parameter")) for s in entity.findall("preprocessing/step")]
         if entity.findtext("key").startswith("exalate.ping["):
             assert steps == [("JSONPATH", "$.ping")]  # a node that is down is a 0, not an unsupported item
+        elif steps[-1][0] == "DISCARD_UNCHANGED":
+            # Stores only changes: it must never turn unsupported (Zabbix would keep it so while the value
+            # stays the same), so every step that may fail sets a value instead.
+            for step in entity.findall("preprocessing/step")[:-1]:
+                assert step.findtext("type") == "JAVASCRIPT" or step.findtext("error_handler") == "CUSTOM_VALUE"
         else:
             assert steps[0][0] == "CHECK_JSON_ERROR", entity.findtext("key")
 
@@ -285,6 +291,8 @@ def test_queue_prototypes_check_their_connection_then_their_own_failure():
         for proto in prototypes(name):
             steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler"))
                      for s in proto.findall("preprocessing/step")]
+            if steps[-1][0] == "DISCARD_UNCHANGED":
+                continue  # never unsupported: test_the_heads_and_newest_failures_come_back_after_an_error
             assert steps[:2] == [
                 ("CHECK_JSON_ERROR", "$.failures.connections", None),
                 ("JSONPATH", "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()", "CUSTOM_ERROR")]
@@ -737,7 +745,11 @@ def test_dependent_items_give_the_simulators_values(name, document):
             got = value_of(proto, text, macros)
             command = field.replace("_", "-")
             if "queues" not in connection:
-                if field != "status":
+                if field.endswith("_oldest"):
+                    assert got == "0", (field, got)
+                elif field.startswith("last_"):
+                    assert got.startswith("unknown: connection 'Gone' not found"), (field, got)
+                elif field != "status":
                     assert got.startswith("unsupported: ") and "not found" in got, (connection["name"], field, got)
             elif command in connection["queues"]:
                 assert got == str(connection["queues"][command]), (connection["name"], field)
@@ -757,7 +769,14 @@ def test_a_connection_the_node_no_longer_lists_says_so(name, document):
     doc["connections"] = [c for c in doc["connections"] if c["name"] != "Gone"]
     for proto in prototypes(name):
         got = value_of(proto, json.dumps(doc), {"{#CONNECTION.KEY}": "Gone"})
-        assert got.startswith("unsupported: the node no longer lists this connection"), got
+        field = base(proto.findtext("key"))
+        if field.endswith("_oldest"):
+            assert got == "0", got  # no head known: no stuck problem
+        elif field.startswith("exalate.last_"):
+            assert got == "unknown: the node's connection list could not be read, or no longer lists this " \
+                          "connection", got
+        else:
+            assert got.startswith("unsupported: the node no longer lists this connection"), got
 
 
 @pytest.mark.parametrize("name", ONE_POLL)
@@ -770,6 +789,10 @@ def test_a_node_that_is_down_is_a_0_and_every_other_item_says_why(name, document
         got = value_of(entity, text, {"{#CONNECTION.KEY}": "AllContent"})
         if entity.findtext("key").startswith("exalate.ping["):
             assert got == "0"
+        elif "_oldest[" in entity.findtext("key"):
+            assert got == "0"
+        elif entity.findtext("key").startswith("exalate.last_"):
+            assert got.startswith("unknown: the node's connection list could not be read"), got
         else:
             assert got.startswith("unsupported: ") and len(got) > 30, (entity.findtext("key"), got)
     for rule in rules(name):
@@ -835,8 +858,12 @@ def test_each_queue_of_work_in_flight_has_a_stuck_problem(name, fmt):
         (item,) = [p for p in prototypes(name, fmt) if p.findtext("key") == oldest.split("/")[2]]
         steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler_params"))
                  for s in item.findall("preprocessing/step")]
-        assert steps[-3:] == [("CHECK_JSON_ERROR", f"$.failures.{field}", None),
-                              ("JSONPATH", f"$.{field}_oldest", "0"), ("DISCARD_UNCHANGED", "", None)]
+        # 0 when the queue is empty, unread or its connection unlisted: never unsupported (see
+        # test_the_heads_and_newest_failures_come_back_after_an_error), and no problem without a head.
+        unread = json.dumps({"unread": "the node's connection list could not be read, or no longer lists this "
+                                       "connection"})
+        assert steps == [("JSONPATH", "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()", unread),
+                         ("JSONPATH", f"$.{field}_oldest", "0"), ("DISCARD_UNCHANGED", "", None)]
     assert not [n for n in found if "stuck" in n and ("error" in n.lower() or "fail" in n.lower())]
     (override,) = connection_rule(name, fmt).findall("overrides/override")
     assert [o.findtext("value") for o in override.findall("operations/operation")] == ["backlog", "stuck"]
@@ -878,6 +905,31 @@ def test_the_newest_failure_reads_issue_reason_and_message_whatever_is_missing(n
     for failure, text in cases:
         connection = {"name": "x"} if failure is None else {"name": "x", "last_error": failure}
         assert javascript(script, json.dumps(connection)) == text, failure
+    # A queue that could not be read: a value all the same, which says so (see the test below).
+    unread = {"name": "x", "failures": {"error_responses": "HTTP 500 from the node"}}
+    assert javascript(script, json.dumps(unread)) == "unknown: HTTP 500 from the node"
+    assert javascript(script, json.dumps({"unread": "no list"})) == "unknown: no list"
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_the_heads_and_newest_failures_come_back_after_an_error(name, document):
+    """Items that store only changes: each poll gives a value, an unreadable queue one that differs from a read
+    one, so that the same value after an error is a change again and never leaves the item unsupported."""
+    doc = json.loads(document(name))
+    macros = {"{#CONNECTION.KEY}": "AllContent"}
+    kept = [p for p in prototypes(name) if p.findall("preprocessing/step")[-1].findtext("type") == "DISCARD_UNCHANGED"]
+    assert len(kept) == 6
+    healthy = {p.findtext("key"): value_of(p, json.dumps(doc), macros) for p in kept}
+    assert all(not v.startswith("unsupported") and v not in ("0", "none") for v in healthy.values()), healthy
+    broken = copy.deepcopy(doc)
+    entry = broken["connections"][0]
+    entry["failures"] = {f: "HTTP 500 from the node" for f in QUEUE_FIELDS}
+    for field in list(entry):
+        if field.startswith("last_") or field.endswith("_oldest"):
+            del entry[field]
+    for proto in kept:
+        got = value_of(proto, json.dumps(broken), macros)
+        assert not got.startswith("unsupported") and got != healthy[proto.findtext("key")], (proto.findtext("key"), got)
 
 
 @pytest.mark.parametrize("name", ONE_POLL)

@@ -127,6 +127,19 @@ def connection_entry() -> List[dict]:
             step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", CONNECTION_GONE)]
 
 
+# An item that stores only changes ("Discard unchanged") must never turn unsupported: Zabbix (measured on 6.0.14)
+# compares a value with the last one that passed the step, so after an error the same value again is discarded
+# and the item stays unsupported, with the old error, until the value changes. Such an item takes a value for
+# every case instead, each step's failure setting one that the next steps carry on with.
+UNREAD_CONNECTION = json.dumps({"unread": "the node's connection list could not be read, or no longer lists "
+                                          "this connection"})
+
+
+def kept_connection_entry() -> List[dict]:
+    """From the document to this connection's object; {"unread": why} when there is none."""
+    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=UNREAD_CONNECTION)]
+
+
 # Zabbix runs preprocessing JavaScript in Duktape: ECMAScript 5.1 only.
 DISCOVERY_JS = """\
 var connections = JSON.parse(value).connections;
@@ -150,10 +163,16 @@ def status_js() -> str:
             f"return codes.hasOwnProperty(value) ? codes[value] : {OTHER_STATUS};")
 
 
-def last_failure_js(field: str) -> str:
-    """The newest failure of a connection's object as one line, "ISSUE REASON: message" (as `status` writes it)."""
+def last_failure_js(field: str, queue: str) -> str:
+    """The newest failure of a connection's object as one line, "ISSUE REASON: message" (as `status` writes it);
+    "none", or "unknown: " and why the queue could not be read."""
     return f"""\
-var failure = JSON.parse(value).{field};
+var connection = JSON.parse(value);
+var unread = connection.unread || (connection.failures || {{}}).{queue};
+if (unread) {{
+    return 'unknown: ' + unread;
+}}
+var failure = connection.{field};
 if (!failure) {{
     return 'none';
 }}
@@ -458,12 +477,12 @@ def oldest_item(d: Design, m) -> dict:
         "both nodes (Sync Queue, Errors tab) and look at that event. It resolves when the oldest event moves "
         "or the queue empties.")
     return item(d, f"{m.command}-oldest", f'Exalate: Connection "{CONNECTION}": {m.queue}: oldest event', key,
-                f"The smallest syncEventId waiting in the queue of {m.queue.lower()}; 0 when the queue is empty. "
-                "Stored only when it changes: the time of its last value is when the queue last moved.",
+                f"The smallest syncEventId waiting in the queue of {m.queue.lower()}; 0 when the queue is empty or "
+                "could not be read (the item of its size then says why). Stored only when it changes: the time of "
+                "its last value is when the queue last moved.",
                 m.component, connection=True, triggers=[stuck],
-                preprocessing=connection_entry() + [failure_check(m.field_name),
-                                                    step("JSONPATH", f"$.{m.oldest_field}", otherwise="0"),
-                                                    step("DISCARD_UNCHANGED")])
+                preprocessing=kept_connection_entry() + [step("JSONPATH", f"$.{m.oldest_field}", otherwise="0"),
+                                                         step("DISCARD_UNCHANGED")])
 
 
 def last_failure_item(d: Design, m) -> dict:
@@ -471,11 +490,11 @@ def last_failure_item(d: Design, m) -> dict:
     return item(d, m.last_field.replace("_", "-"), f'Exalate: Connection "{CONNECTION}": Newest failed {m.alarm.noun}',
                 connection_key("exalate." + m.last_field),
                 f"The failure with the highest syncEventId among the failed {m.alarm.noun} of the connection: "
-                "\"ISSUE REASON: message\", or \"none\". Stored when it changes: its history is the sequence of "
-                "failures.", m.component, connection=True, value_type="TEXT", trends="0", history="30d",
-                preprocessing=connection_entry() + [failure_check(m.field_name),
-                                                    step("JAVASCRIPT", last_failure_js(m.last_field)),
-                                                    step("DISCARD_UNCHANGED")])
+                "\"ISSUE REASON: message\", \"none\", or \"unknown: \" and why the queue could not be read. Stored "
+                "when it changes: its history is the sequence of failures.", m.component, connection=True,
+                value_type="TEXT", trends="0", history="30d",
+                preprocessing=kept_connection_entry() + [
+                    step("JAVASCRIPT", last_failure_js(m.last_field, m.field_name)), step("DISCARD_UNCHANGED")])
 
 
 def reason_discovery_rule(d: Design) -> dict:
