@@ -853,7 +853,7 @@ def test_each_queue_of_work_in_flight_has_a_stuck_problem(name, fmt):
         # The head has not changed (the item stores only changes) while the queue never emptied.
         assert stuck.findtext("expression") == (f"nodata({oldest},{period})=1 and last({oldest})>0 and "
                                                 f"min({size},{period})>0")
-        assert stuck.findtext("opdata") == "Waiting: {ITEM.LASTVALUE2}, oldest event: {ITEM.LASTVALUE1}"
+        assert stuck.findtext("opdata") == "Waiting: {ITEM.LASTVALUE3}, oldest event: {ITEM.LASTVALUE1}"
         assert stuck.findtext("priority") == "AVERAGE" and stuck.find("manual_close") is None
         (item,) = [p for p in prototypes(name, fmt) if p.findtext("key") == oldest.split("/")[2]]
         steps = [(s.findtext("type"), s.findtext("parameters/parameter"), s.findtext("error_handler_params"))
@@ -885,7 +885,7 @@ def test_the_failed_syncs_problems_carry_the_newest_failure(name):
         newest = f"/{name}/exalate.{field}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
         assert failed.findtext("expression").endswith(f" and length(last({newest}))>=0")
         assert failed.findtext("event_name").endswith("): {ITEM.LASTVALUE2}")
-        assert failed.findtext("opdata") == "Failed: {ITEM.LASTVALUE1}, newest: {ITEM.LASTVALUE2}"
+        assert failed.findtext("opdata") == "Failed: {ITEM.LASTVALUE1}"
         (item,) = [p for p in prototypes(name) if p.findtext("key") == newest.split("/")[2]]
         assert item.findtext("value_type") == "TEXT" and item.findtext("history") == "30d"
         assert item.findall("preprocessing/step")[-1].findtext("type") == "DISCARD_UNCHANGED"
