@@ -27,10 +27,10 @@ def status_text(doc: dict, node: str) -> str:
     return "\n".join(lines)
 
 
-def connection_text(doc: dict, node: str, name: str, shown: int) -> str:
-    """One connection of doc in full: each queue's size and oldest event, its failures by reason and the newest
-    ones (up to shown of each kind, as collect kept them)."""
-    c = next(c for c in doc["connections"] if c["name"] == name)
+def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
+    """The connection at position in doc's list, in full: each queue's size and oldest event, its failures by
+    reason and the newest ones (up to shown of each kind, as collect kept them)."""
+    c = doc["connections"][position]
     lines = [_headline(doc, node), _figures(doc), ""]
     about = ", ".join(str(v) for v in (c.get("status"), c.get("id") is not None and f"id {c['id']}", c.get("remote"))
                       if v)
