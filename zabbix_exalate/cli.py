@@ -11,9 +11,13 @@ from .config import MAX_TIMEOUT, seconds
 from .errors import (EXIT_CODES, INTERNAL, INTERRUPTED, CheckError, CheckTimeout, ConfigError, ConnectionNotFound,
                      printable)
 from .masking import Masker
-from .metrics import METRICS, SEND_KEY
+from .metrics import CONNECTION_METRICS, METRICS, SEND_KEY
 from .zabbix.agentconf import AGENT_CONFIGS
 
+# The words in a document that a server chose and that may echo a secret: masked for every secret. The rest of
+# its strings, the node's names and states, only for long ones (see masking.DATA_SHORTEST); numbers never.
+SERVER_TEXTS = frozenset({"failures", "remote", "{#CONNECTION.REMOTE}"}
+                         | {f for m in CONNECTION_METRICS for f in (m.last_field, m.newest_field) if f})
 OWN_PROCESS = object()  # main's obj when run as a program (see run)
 EXIT_HELP = "\b\nExit status:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
 
@@ -25,7 +29,7 @@ class Settings:
         self.config = config
         self.node = node or None  # the agent passes an empty first key parameter as ""
         self.timeout = timeout
-        self.masker = Masker()  # told every secret once the configuration is read; masks every line
+        self.masker = Masker()  # told every secret once the configuration is read
         self.debug = False
 
     @property
@@ -103,12 +107,25 @@ def run() -> None:
 
 
 def _masked(settings: Optional[Settings], text: str) -> str:
-    """Every text that leaves the process (printed or sent) passes here: no secret in it, in any form."""
+    """Every text that leaves the process (printed or sent) and may hold a server's or a file's words passes
+    here: no secret in it, in any form."""
     return settings.masker.mask(text) if settings else text
 
 
 def _say(settings: Optional[Settings], text: str, err: bool = False) -> None:
+    """A line that may hold words a server or a file chose: masked."""
     click.echo(_masked(settings, text), err=err)
+
+
+def _say_value(text: str) -> None:
+    """A value of ours, never masked as text: a number, or a document whose strings are masked (_shown).
+    Masking its text would turn a figure that equals a password into *** and break the JSON."""
+    click.echo(text)
+
+
+def _shown(settings: Settings, document):
+    """The document (or discovery rows) with its strings masked value by value: see SERVER_TEXTS."""
+    return settings.masker.mask_values(document, SERVER_TEXTS)
 
 
 def _fail(settings: Optional[Settings], message: str, code: int) -> None:
@@ -161,7 +178,7 @@ def _internal(exc: Exception) -> str:
 def _make_check(metric):
     def check(settings: Settings, connection: Optional[str] = None, reason: Optional[str] = None):
         from .checks import measure
-        _say(settings, str(_run(settings, lambda node: measure(node, metric.command, connection, reason))))
+        _say_value(str(_run(settings, lambda node: measure(node, metric.command, connection, reason))))
 
     params = []
     help_text = f"{metric.title}: GET {metric.path}"
@@ -194,7 +211,7 @@ def ping(settings: Settings):
         raise  # not the node's: no value, like every check
     except CheckError as exc:
         value, why = 0, exc.message
-    _say(settings, str(value))
+    _say_value(str(value))
     if why:
         _say(settings, f"zabbix-exalate: {settings.label} {why}", err=True)
 
@@ -222,12 +239,12 @@ def collect(settings: Settings):
     Every value is read once, over at most max_connections kept-alive connections, within the
     timeout. A value that could not be read is absent and its object's "failures" says why.
     Exits 0 whenever the configuration is usable, also when the node is down (ping 0)."""
-    text = json.dumps(_collect(settings), separators=(",", ":"))
+    text = json.dumps(_shown(settings, _collect(settings)), separators=(",", ":"))
     if len(text) + 1 > AGENT_OUTPUT_LIMIT:
         raise ConfigError(f"the collection is {len(text) >> 10} KB, more than the 512 KB the Zabbix agent takes "
                           f"from a command: use 'zabbix-exalate send' with the \"Exalate by Zabbix trapper\" "
                           f"template, which has no such limit")
-    _say(settings, text)
+    _say_value(text)
 
 
 @main.command(cls=Guarded)
@@ -243,7 +260,7 @@ def status(settings: Settings, connection: Optional[str]):
     from .status import connection_text, status_text
     node = settings.node or "default"
     if connection is None:
-        _say(settings, status_text(_collect(settings), node))
+        _say_value(status_text(_shown(settings, _collect(settings)), node))  # status.py escapes what it shows
         return
     name = connection_name(connection)
     document = _collect(settings, only=name, keep=SHOWN_FAILURES)
@@ -251,8 +268,9 @@ def status(settings: Settings, connection: Optional[str]):
     if document.get("connections") is not None and name not in listed:
         raise ConnectionNotFound(f"the node lists no connection named '{printable(name)}' ({len(listed)} listed: "
                                  f"'zabbix-exalate status' shows them)")
-    _say(settings, connection_text(document, node, name, SHOWN_FAILURES) if name in listed
-         else status_text(document, node))
+    shown = _shown(settings, document)
+    _say_value(connection_text(shown, node, listed.index(name), SHOWN_FAILURES) if name in listed
+               else status_text(shown, node))
 
 
 @main.command(cls=Guarded)
@@ -271,9 +289,9 @@ def send(settings: Settings, agent_config, server, zabbix_host, key):
     The collection keeps to the timeout; sending takes at most as long again."""
     from .zabbix.sender import push
     document = _collect(settings)
-    summary = push(_masked(settings, json.dumps(document, separators=(",", ":"))), key, server=server,
+    summary = push(json.dumps(_shown(settings, document), separators=(",", ":")), key, server=server,
                    host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0)
-    _say(settings, f"{settings.label} {_outline(document)}; {summary}")
+    _say_value(f"{settings.label} {_outline(document)}; {_masked(settings, summary)}")
 
 
 def _outline(document: dict) -> str:
@@ -292,7 +310,7 @@ def discover(settings: Settings):
     configuration."""
     from .checks import discovery
     rows = _run(settings, discovery)
-    _say(settings, json.dumps(rows, ensure_ascii=True))
+    _say_value(json.dumps(_shown(settings, rows), ensure_ascii=True))
 
 
 @main.command(cls=Unlabelled)

@@ -2,11 +2,15 @@
 import base64
 import json
 import threading
-from typing import Iterable, List, Optional
+from typing import Collection, Iterable, List, Optional
 from urllib.parse import quote, quote_plus, urlsplit
 
 MASK = "***"
 SHORTEST = 3  # shorter values (an empty user, "a") would mask ordinary words
+# The node's own names and states (a connection's name, key, status) are masked only for forms this long: a
+# shorter secret ("1234", "ACTIVE") turns up in them by chance far more often than by an echo, and masking it
+# would rename connections and fake their states; a form this long found there is an echo.
+DATA_SHORTEST = 8
 
 
 class Masker:
@@ -46,13 +50,29 @@ class Masker:
             self.add(parts.password)
             self.add_basic(parts.username, parts.password)
 
-    def mask(self, text: str) -> str:
+    def mask(self, text: str, shortest: int = SHORTEST) -> str:
+        """text with every form of every secret (of at least shortest characters) as ***."""
         with self._lock:
             forms = self._forms
         for form in forms:
-            if form in text:
+            if len(form) >= shortest and form in text:
                 text = text.replace(form, MASK)
         return text
+
+    def mask_values(self, value, texts: Collection[str] = ()):
+        """value (what json.dumps takes) with its strings masked, never its keys, numbers or structure, so that
+        the JSON stays valid and its figures true: below a key in texts (a reason, a URL: words a server or a
+        file chose) for every secret, elsewhere (the node's names and states) for forms of DATA_SHORTEST."""
+        return self._values(value, texts, DATA_SHORTEST)
+
+    def _values(self, value, texts: Collection[str], shortest: int):
+        if isinstance(value, str):
+            return self.mask(value, shortest)
+        if isinstance(value, dict):
+            return {k: self._values(v, texts, SHORTEST if k in texts else shortest) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._values(v, texts, shortest) for v in value]
+        return value  # a number, true/false, null: ours or the node's figures, never a secret's place
 
 
 def _forms(secret: str) -> Iterable[str]:
@@ -60,6 +80,7 @@ def _forms(secret: str) -> Iterable[str]:
     yield json.dumps(secret)[1:-1]                       # in a JSON body: \" \\ \u20ac ...
     yield json.dumps(secret, ensure_ascii=False)[1:-1]
     yield quote(secret, safe="")                         # in a URL or a form
+    yield quote(secret, safe="").replace("~", "%7E")     # ... by a stricter encoder (a connection's key form)
     yield quote_plus(secret, safe="")
     yield repr(secret)[1:-1]                             # in a Python repr, as some libraries report
     yield base64.b64encode(secret.encode("utf-8")).decode()

@@ -1,7 +1,12 @@
-"""The collection as a person at a terminal reads it: the whole node at a glance, or one connection in full."""
+"""The collection as a person at a terminal reads it: the whole node at a glance, or one connection in full.
+
+Every word the node chose is shown inert (errors.printable: ESC, CR, U+202E... as visible escapes), and the
+table measures what it shows as a terminal does (East Asian wide characters take two columns)."""
 import textwrap
+import unicodedata
 from typing import List
 
+from .errors import printable
 from .metrics import CONNECTION_METRICS, NODE_METRICS
 
 WIDTH = 80
@@ -27,22 +32,22 @@ def status_text(doc: dict, node: str) -> str:
     return "\n".join(lines)
 
 
-def connection_text(doc: dict, node: str, name: str, shown: int) -> str:
-    """One connection of doc in full: each queue's size and oldest event, its failures by reason and the newest
-    ones (up to shown of each kind, as collect kept them)."""
-    c = next(c for c in doc["connections"] if c["name"] == name)
+def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
+    """The connection at position in doc's list, in full: each queue's size and oldest event, its failures by
+    reason and the newest ones (up to shown of each kind, as collect kept them)."""
+    c = doc["connections"][position]
     lines = [_headline(doc, node), _figures(doc), ""]
-    about = ", ".join(str(v) for v in (c.get("status"), c.get("id") is not None and f"id {c['id']}", c.get("remote"))
-                      if v)
-    lines += [f"Connection {c['name']} ({about})", f"  {'queue':<18}{'size':>8}{'oldest':>12}"]
+    about = ", ".join(inert(v) for v in (c.get("status"), c.get("id") is not None and f"id {c['id']}",
+                                         c.get("remote")) if v)
+    lines += [f"Connection {inert(c['name'])} ({about})", f"  {'queue':<18}{'size':>8}{'oldest':>12}"]
     for m in CONNECTION_METRICS:
-        size = c.get(m.field_name, UNREAD)
-        oldest = UNREAD if size == UNREAD else c.get(m.oldest_field, EMPTY)
-        lines.append(f"  {_label(m):<18}{size:>8}{oldest:>12}")
+        size = inert(c.get(m.field_name, UNREAD))
+        oldest = UNREAD if size == UNREAD else inert(c.get(m.oldest_field, EMPTY))
+        lines.append(f"  {_label(m):<18}{padded(size, 8, right=True)}{padded(oldest, 12, right=True)}")
     for m in CONNECTION_METRICS:
         if not m.reason_field or m.field_name not in c:
             continue
-        by_reason = ", ".join(f"{reason} {count}" for reason, count in
+        by_reason = ", ".join(f"{inert(reason)} {inert(count)}" for reason, count in
                               sorted(c.get(m.reasons_field, {}).items(), key=lambda rc: (-rc[1], rc[0])))
         lines += [""] + _wrap(f"{_label(m).capitalize()} by reason: {by_reason or 'none'}", indent="")
         newest = c.get(m.newest_field, [])
@@ -67,20 +72,22 @@ def _heads(c: dict) -> str:
     for first, second in zip(CONNECTION_METRICS[::2], CONNECTION_METRICS[1::2]):
         ids = [c.get(m.oldest_field) for m in (first, second)]
         if any(i is not None for i in ids):
-            pairs.append(f"{first.column[0]} " + "/".join(EMPTY if i is None else str(i) for i in ids))
+            pairs.append(f"{first.column[0]} " + "/".join(EMPTY if i is None else inert(i) for i in ids))
     failures = [c[m.last_field] for m in CONNECTION_METRICS if m.last_field and m.last_field in c]
     newest = max(failures, key=lambda f: -1 if f.get("id") is None else f["id"], default=None)
     if not pairs and not newest:
         return ""
-    text = f"{c['name']}: oldest " + ", ".join(pairs) if pairs else f"{c['name']}:"
+    name = inert(c["name"])
+    text = f"{name}: oldest " + ", ".join(pairs) if pairs else f"{name}:"
     return text + (f"; newest failure {_failure(newest)}" if newest else "")
 
 
 def _failure(f: dict, with_id: bool = False) -> str:
     """A failed sync in one line, as the templates' newest-failure items write it: "ISSUE REASON: message"."""
-    head = " ".join(p for p in (f.get("issue"), f.get("reason")) if p)
-    text = f"{head}: {f['message']}" if head and f.get("message") else head or f.get("message") or "(no details)"
-    return f"{f['id']} {text}" if with_id and f.get("id") is not None else text
+    head = " ".join(inert(p) for p in (f.get("issue"), f.get("reason")) if p)
+    message = inert(f["message"]) if f.get("message") else ""
+    text = f"{head}: {message}" if head and message else head or message or "(no details)"
+    return f"{inert(f['id'])} {text}" if with_id and f.get("id") is not None else text
 
 
 def _wrap(line: str, indent: str = "  ") -> List[str]:
@@ -90,31 +97,32 @@ def _wrap(line: str, indent: str = "  ") -> List[str]:
 
 def _headline(doc: dict, node: str) -> str:
     if doc.get("ping") == 1:
-        return f"Exalate node [{node}]: up, answered in {doc['response_time']:.3f} s"
-    return f"Exalate node [{node}]: DOWN"
+        return f"Exalate node [{inert(node)}]: up, answered in {doc['response_time']:.3f} s"
+    return f"Exalate node [{inert(node)}]: DOWN"
 
 
 def _figures(doc: dict) -> str:
     shown = [(m.command, doc.get(m.field_name, UNREAD)) for m in NODE_METRICS]
     connections = doc.get("connections")
     shown.append(("connections", UNREAD if connections is None else len(connections)))
-    return "  " + "   ".join(f"{name} {value}" for name, value in shown)
+    return "  " + "   ".join(f"{name} {inert(value)}" for name, value in shown)
 
 
 def _table(connections: List[dict]) -> List[str]:
     # Two header lines per queue column: what the queue holds, in the words of Exalate's Sync Queue.
     fields = [m.field_name for m in CONNECTION_METRICS]
     headers = [m.column for m in CONNECTION_METRICS]
-    rows = [(c["name"], c.get("status", ""), *(str(c.get(f, UNREAD)) for f in fields)) for c in connections]
-    widths = [max(len(headers[i][1]), *(len(r[2 + i]) for r in rows)) for i in range(len(fields))]
-    status_width = max(len("status"), *(len(r[1]) for r in rows))
+    # Widths measured on what is shown (escapes included), in a terminal's columns.
+    rows = [[inert(c["name"]), inert(c.get("status", "")), *(inert(c.get(f, UNREAD)) for f in fields)]
+            for c in connections]
+    widths = [max(len(headers[i][1]), *(shown_width(r[2 + i]) for r in rows)) for i in range(len(fields))]
+    status_width = max(len("status"), *(shown_width(r[1]) for r in rows))
     room = WIDTH - 2 - (status_width + 2) - sum(w + 2 for w in widths)
-    name_width = max(10, min(room, max(len("connection"), *(len(r[0]) for r in rows))))
+    name_width = max(10, min(room, max(len("connection"), *(shown_width(r[0]) for r in rows))))
 
     def line(name: str, state: str, cells) -> str:
-        name = name if len(name) <= name_width else name[:name_width - 3] + "..."
-        return ("  " + name.ljust(name_width) + "  " + state.ljust(status_width)
-                + "".join("  " + c.rjust(w) for c, w in zip(cells, widths))).rstrip()
+        return ("  " + padded(_cut(name, name_width), name_width) + "  " + padded(state, status_width)
+                + "".join("  " + padded(c, w, right=True) for c, w in zip(cells, widths))).rstrip()
 
     # The first header line names each pair of columns (syncs, files) once, centred over the pair.
     groups = "  " + " " * (name_width + 2 + status_width)
@@ -127,11 +135,11 @@ def _table(connections: List[dict]) -> List[str]:
 
 def _reasons(doc: dict) -> List[str]:
     """Each failure's reason once per object: a connection whose six queues failed alike is one line."""
-    out = [f"{', '.join(fields)}: {reason}" for reason, fields in _grouped(doc.get("failures", {}))]
+    out = [f"{', '.join(fields)}: {inert(reason)}" for reason, fields in _grouped(doc.get("failures", {}))]
     for c in doc.get("connections") or ():
         for reason, fields in _grouped(c.get("failures", {})):
             what = "every queue" if len(fields) == len(CONNECTION_METRICS) else ", ".join(fields)
-            out.append(f"{c['name']} ({what}): {reason}")
+            out.append(f"{inert(c['name'])} ({what}): {inert(reason)}")
     return [wrapped for line in out for wrapped in textwrap.wrap(line, WIDTH, initial_indent="  ",
                                                                  subsequent_indent="      ", break_on_hyphens=False)]
 
@@ -141,3 +149,32 @@ def _grouped(failures: dict):
     for field, reason in failures.items():
         by_reason.setdefault(reason, []).append(field.replace("_", "-"))
     return by_reason.items()
+
+
+def inert(value) -> str:
+    """A value the node chose as a terminal may show it: control and format characters as visible escapes."""
+    return printable(str(value))
+
+
+def shown_width(text: str) -> int:
+    """Columns text takes at a terminal: a wide (East Asian) character two, a combining mark none."""
+    return sum(0 if unicodedata.category(c) in ("Mn", "Me") else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def padded(text: str, width: int, right: bool = False) -> str:
+    room = " " * max(0, width - shown_width(text))
+    return room + text if right else text + room
+
+
+def _cut(text: str, width: int) -> str:
+    """text in at most width columns, ending in "..." when cut."""
+    if shown_width(text) <= width:
+        return text
+    kept, used = 0, 0
+    for c in text:
+        used += shown_width(c)
+        if used > width - 3:
+            break
+        kept += 1
+    return text[:kept] + "..."

@@ -2,7 +2,7 @@
 import os
 import tempfile
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ..checks import discovery, measure, ping
 from ..collect import collect
@@ -12,7 +12,7 @@ from ..exalate.api import Node
 from ..exalate.transport import pooled_session
 from ..metrics import CONNECTION_METRICS, NODE_METRICS
 from ..runtime import Deadline
-from ..status import status_text
+from ..status import inert, padded, shown_width, status_text
 from .simulator import Simulator, SimulatorServer, sample_scenario_path
 
 STUCK_GAP = 2.5  # seconds between the demo's two polls: the busy connection's heads move in that time
@@ -27,8 +27,10 @@ FAULTS = (
 )
 
 
-def run_demo() -> str:
-    simulator = Simulator(sample_scenario_path())
+def run_demo(scenario: Optional[str] = None) -> str:
+    """What the demo prints, for the bundled sample node (or the scenario file given). Every word the node
+    chose is shown inert (status.inert), as `status` shows it."""
+    simulator = Simulator(scenario or sample_scenario_path())
     with SimulatorServer(simulator) as server, tempfile.TemporaryDirectory(prefix="zabbix-exalate-demo-") as tmp:
         path = os.path.join(tmp, "zabbix_exalate.conf")
         server.write_config(path, "demo")
@@ -39,7 +41,8 @@ def run_demo() -> str:
         def node() -> Node:
             return Node(cfg, Deadline(cfg.timeout))
 
-        out = [f"Exalate node simulated at {server.url} ({simulator.scenario.get('description', 'sample scenario')})",
+        about = inert(simulator.scenario.get("description", "sample scenario"))
+        out = [f"Exalate node simulated at {server.url} ({about})",
                "Configuration: section [demo] of a temporary file (mode 0600), as in /etc/zabbix/zabbix_exalate.conf",
                "", "Node checks"]
         value, why = ping(node())
@@ -58,8 +61,8 @@ def run_demo() -> str:
                     cells.append(str(measure(node(), metric.command, row["{#CONNECTION.KEY}"])))
                 except CheckError as exc:
                     cells.append(f"exit {exc.exit_code}")
-                    failures.append((f"{metric.command} {row['{#CONNECTION}']!r}", exc.message))
-            table.append((row["{#CONNECTION}"], row["{#CONNECTION.STATUS}"], *cells))
+                    failures.append((f"{metric.command} '{inert(row['{#CONNECTION}'])}'", exc.message))
+            table.append((inert(row["{#CONNECTION}"]), inert(row["{#CONNECTION.STATUS}"]), *cells))
         out += _table(header, table)
         reason = "NO_ISSUE_TO_CONNECT_TO"
         out += ["", f"Failed syncs of 'ADO <> Jira Prod' with errorReason {reason}: "
@@ -105,16 +108,17 @@ def _moving(before: dict, after: dict) -> List[str]:
     for c in before.get("connections") or ():
         later = now.get(c["name"], {})
         if c.get("status") == "DEACTIVATED":
-            lines.append(f"{c['name']}: deactivated, its queues wait by design")
+            lines.append(f"{inert(c['name'])}: deactivated, its queues wait by design")
             continue
         seen = []
         for m in CONNECTION_METRICS:
             if m.in_flight and c.get(m.oldest_field) is not None:
                 old, new = c[m.oldest_field], later.get(m.oldest_field)
                 what = f"{m.column[0]} ({m.column[1]})"
-                seen.append(f"{what} moved {old} -> {new}" if new != old else f"{what} STUCK at {old}")
+                seen.append(f"{what} moved {inert(old)} -> {inert(new)}" if new != old
+                            else f"{what} STUCK at {inert(old)}")
         if seen:
-            lines.append(f"{c['name']}: " + ", ".join(seen))
+            lines.append(f"{inert(c['name'])}: " + ", ".join(seen))
     return lines
 
 
@@ -126,6 +130,7 @@ def _try(run) -> str:
 
 
 def _table(header: Tuple[str, ...], rows: List[Tuple[str, ...]]) -> List[str]:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    line = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    """Columns of inert text (see run_demo), measured as a terminal shows them."""
+    widths = [max(shown_width(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    line = lambda r: "  " + "  ".join(padded(str(c), w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     return [line(header)] + [line(r) for r in rows]
