@@ -9,9 +9,7 @@ Everything runs as the agent runs it (a process) against real servers on loopbac
 """
 import copy
 import json
-import os
-import socket
-import threading
+import select
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +17,8 @@ from hypothesis import strategies as st
 
 from helpers import BASE_SCENARIO, PASSWORD, SECRET, SLACK, USER, assert_contract, assert_one_clean_line, \
     config_file, run_cli
-from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator
+from hostile_server import Answer, HostileServer
+from recording import RecordingServer as SimulatorServer, RecordingSimulator as Simulator, _CountingHandler
 
 TIMEOUT = 2.5
 PROPERTY_SETTINGS = dict(deadline=None, derandomize=True, database=None,
@@ -162,3 +161,77 @@ def test_a_long_number_across_the_end_of_a_read_is_refused(node, shift, digits, 
           f'[{{"p": "{"x" * pad}"}}, {before} {"9" * digits}]')
     assert_contract(run(config, "sync-requests", "AllContent"), 9, "a number too large to be a count",
                     timeout=TIMEOUT)
+
+
+# -- class 10: a node that closes its connections -------------------------------------------------
+
+class _ClosingHandler(_CountingHandler):
+    """Answers one request a connection, without saying so (no Connection: close), then closes it: at once, or
+    after waiting up to `linger` seconds for the next request, which it drops unanswered, as a server with a
+    short idle timeout does when a request arrives as it closes."""
+
+    def handle(self):
+        self.handle_one_request()
+        if self.server.linger:
+            select.select([self.connection], [], [], self.server.linger)
+        self.close_connection = True
+
+
+class ClosingServer(SimulatorServer):
+    handler = _ClosingHandler
+    linger = 0.0
+
+
+@pytest.fixture(params=[0.0, 0.3], ids=["closes-at-once", "closes-when-idle"])
+def closing_node(request, tmp_path):
+    cache = tmp_path / "token-cache"
+    cache.mkdir(mode=0o700)
+    scenario = copy.deepcopy(BASE_SCENARIO)
+    scenario["connections"] = [dict(scenario["connections"][0], name=f"C{i}", id=100 + i) for i in range(6)]
+    with ClosingServer(Simulator(scenario)) as server:
+        server.linger = request.param
+        yield server, config_file(tmp_path / "zabbix_exalate.conf", url=server.url, jwt_secret=SECRET, user=USER,
+                                  password=PASSWORD, token_cache=str(cache), max_connections="2")
+
+
+def test_collect_loses_no_value_on_a_node_that_closes_each_connection(closing_node):
+    server, config = closing_node
+    for _ in range(3):
+        ran = run(config, "collect")
+        assert ran.code == 0, ran
+        document = json.loads(ran.stdout)
+        lost = {c["name"]: c.get("failures") for c in document["connections"] if c.get("failures")}
+        assert not lost and "failures" not in document, f"values lost: {lost or document.get('failures')}"
+        assert len(document["connections"]) == 6 and all(c["sync_requests"] == 1 for c in document["connections"])
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    with HostileServer() as server:
+        yield server
+
+
+def hostile_config(tmp_path, server, **keys) -> str:
+    cache = tmp_path / "token-cache"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    return config_file(tmp_path / "zabbix_exalate.conf", url=server.url, token_cache=str(cache), **keys)
+
+
+def test_a_get_closed_unanswered_is_tried_once_more_and_no_more(hostile, tmp_path):
+    hostile.route("GET", "*", Answer(hang_up=True))
+    ran = run(hostile_config(tmp_path, hostile, jwt_secret=SECRET), "outgoing")
+    assert_contract(ran, 8, "closed the connection without answering", timeout=TIMEOUT)
+    assert len(hostile.seen("GET")) == 2, f"{len(hostile.seen('GET'))} GETs: {ran}"
+
+
+def test_a_login_closed_unanswered_is_never_sent_twice(hostile, tmp_path):
+    hostile.route("POST", "*", Answer(hang_up=True))
+    ran = run(hostile_config(tmp_path, hostile, login_password="login-pa55phrase"), "outgoing")
+    assert_contract(ran, 8, timeout=TIMEOUT)
+    assert len(hostile.seen("POST")) == 1, f"{len(hostile.seen('POST'))} logins: {ran}"
+
+
+def test_the_second_try_keeps_the_first_one_s_deadline(hostile, tmp_path):
+    hostile.route("GET", "*", Answer(hang_up=True, delay=0.7 * TIMEOUT))
+    ran = run(hostile_config(tmp_path, hostile, jwt_secret=SECRET), "outgoing")
+    assert_contract(ran, (7, 8), timeout=TIMEOUT)

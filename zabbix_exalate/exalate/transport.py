@@ -164,16 +164,33 @@ class Transport:
         return response
 
     def _request(self, method: str, url: str, credential, headers: dict, timeout: float, **kwargs):
-        cfg = self.cfg
         try:
-            return self.session.request(
-                method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
-                stream=True, allow_redirects=False, verify=cfg.verify,
-                cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
-                proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
+            try:
+                return self._attempt(self.session, method, url, credential, headers, timeout, **kwargs)
+            except requests.exceptions.ConnectionError as exc:
+                if method != "GET" or not _closed_unanswered(exc):
+                    raise
+            # The node closed a kept-alive connection as we reused it (it keeps none alive, or closes idle ones):
+            # a GET is worth one more try, on a new connection (the pool's others may be just as stale),
+            # within what is left of the same deadline. Never a POST: a login may have happened.
+            if self.trace:
+                self.trace(f"{method} {show(url)}: the node closed the connection without answering; once more, "
+                           f"on a new connection")
+            with requests.Session() as fresh:
+                fresh.trust_env = self.session.trust_env
+                return self._attempt(fresh, method, url, credential, headers, self.deadline.remaining(), **kwargs)
         except (OSError, requests.exceptions.RequestException) as exc:
             raise request_failure(exc, url, self.deadline.seconds, self.proxy(), "the node",
-                                  f"[{cfg.name}] of {cfg.source}") from None
+                                  f"[{self.cfg.name}] of {self.cfg.source}") from None
+
+    def _attempt(self, session: requests.Session, method: str, url: str, credential, headers: dict, timeout: float,
+                 **kwargs) -> requests.Response:
+        cfg = self.cfg
+        return session.request(
+            method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
+            stream=True, allow_redirects=False, verify=cfg.verify,
+            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+            proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
 
     def raise_for_status(self, response: requests.Response, url: str, credential) -> None:
         """Nothing for a JSON 200; else the CheckError that says what the answer means."""
@@ -221,6 +238,14 @@ class Transport:
             return ""
         parts = urlsplit(proxy)
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _closed_unanswered(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether the connection was closed or reset before any byte of the answer: urllib3's ProtocolError
+    ("Connection aborted.") around http.client's RemoteDisconnected, a reset or a broken pipe."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1 and isinstance(
+        cause.args[1], (ConnectionResetError, ConnectionAbortedError, BrokenPipeError))
 
 
 def text(response: requests.Response) -> str:
