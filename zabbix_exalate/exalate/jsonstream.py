@@ -9,6 +9,7 @@ import ijson  # yajl's C parser: validates and streams multi-gigabyte bodies at 
 from ..errors import BadResponse, printable
 
 MAX_COUNT = 2 ** 64 - 1  # what a Zabbix unsigned numeric item stores
+MAX_ID = 10 ** 64        # beyond any id (and longer numbers never reach the parser: transport.MAX_NUMBER)
 MAX_DEPTH = 64           # Exalate's answers are a few levels deep; a deeper body is hostile or broken
 MAX_CONNECTIONS = 10_000  # per node: far above any real node, far below what would exhaust memory
 # A queue's failures counted by reason: Exalate's reasons are a few dozen names like NO_ISSUE_TO_CONNECT_TO.
@@ -109,7 +110,9 @@ def read_connections(body: BinaryIO, what: str) -> Tuple[List[dict], Optional[in
                 entries.append({"name": None, "id": None, "status": None, "remote": None})
             frames.append([set(), None] if event == "start_map" else None)
         elif path == ["total"] and event == "number":
-            total = int(value) if int(value) == value else None
+            if abs(value) > MAX_COUNT:
+                raise _not_a_count(what, "total", value)
+            total = _whole(value, -MAX_COUNT, MAX_COUNT)
         elif entries and len(path) > len(entry) and path[:len(entry)] == entry:
             field = _CONNECTION_FIELDS.get(".".join(path[len(entry):]))
             if field == "id":
@@ -128,9 +131,24 @@ def _scalar(value):
     """An id as the node wrote it: a whole number or a string; anything else is not an id."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and int(value) == value:
-        return int(value)
-    return None
+    return _whole(value, -MAX_ID, MAX_ID)
+
+
+def _whole(value, low: int = 0, high: int = MAX_COUNT) -> Optional[int]:
+    """value as an int when the node wrote a whole number from low to high, else None. The bounds come first:
+    int() of 1e999999 builds a million digits, 40 s of CPU that no deadline can interrupt."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    if isinstance(value, Decimal) and not value.is_finite() or not low <= value <= high:
+        return None
+    whole = int(value)
+    return whole if whole == value else None
+
+
+def _not_a_count(what: str, name: str, value) -> BadResponse:
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        return BadResponse(f"{what} holds a number too large to be a count: {name!r} = {_short(value)}")
+    return BadResponse(f"{what} has {name!r} = {_short(value)}, not a count")
 
 
 def read_number(body: BinaryIO, field: str, what: str) -> int:
@@ -153,9 +171,9 @@ def read_number(body: BinaryIO, field: str, what: str) -> int:
             key = value
             continue
         if depth == 1 and key == field:
-            if event != "number" or int(value) != value or not 0 <= value <= MAX_COUNT:
-                raise BadResponse(f"{what} has {field!r} = {_short(value)}, not a count")
-            found = int(value)
+            found = _whole(value) if event == "number" else None
+            if found is None:
+                raise _not_a_count(what, field, value)
         if event in ("start_map", "start_array"):
             depth += 1
         elif event in ("end_map", "end_array"):

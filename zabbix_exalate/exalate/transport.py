@@ -1,4 +1,5 @@
 """HTTP to one node within the run's deadline: every way a request or an answer can fail becomes one CheckError."""
+import re
 import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -14,6 +15,11 @@ from ..runtime import Deadline
 
 USER_AGENT = "zabbix-exalate"
 MAX_TOKEN = 8 << 20  # the longest single JSON value (string) we parse: see Body._mind_tokens
+MAX_NUMBER = 64      # the longest number we let the parser convert: see Body._mind_numbers
+_NUMBER_CHARS = b"-+.eE0123456789"  # what a JSON number is written with
+_AS_NUMBER = bytes(0x31 if c in _NUMBER_CHARS else 0x30 for c in range(256))  # each byte as 1 (number) or 0
+_LONG_NUMBER = b"1" * (MAX_NUMBER + 1)
+_ESCAPED_QUOTE = re.compile(rb'(\\+)"')
 
 
 class Body:
@@ -21,11 +27,15 @@ class Body:
 
     def __init__(self, response: requests.Response, deadline: Deadline):
         self.raw = response.raw
+        self.what = f"the answer of {show(response.url)}" if response.url else "the answer"
         self.raw.decode_content = True
         self.deadline = deadline
         self.bytes_read = 0
         self.head = b""  # the first bytes, to name what came instead of JSON
         self.since_quote = 0  # bytes since the last quote: the length of the token being read, at least
+        self.in_string = False  # whether the bytes read so far end inside a JSON string
+        self.backslashes = 0    # how many backslashes they end with (an odd run escapes the next quote)
+        self.number_tail = 0    # the number characters they end with, outside a string
 
     def read(self, size: int = -1) -> bytes:
         self.deadline.remaining()
@@ -43,7 +53,62 @@ class Body:
             self.head = data[:64].lstrip()
         self.bytes_read += len(data)
         self._mind_tokens(data)
+        self._mind_numbers(data)
         return data
+
+    def _mind_numbers(self, data: bytes) -> None:
+        """Refuse a number longer than MAX_NUMBER bytes outside a string, before the parser converts it: an
+        integer of 4,301 digits makes the C parser fail inside Python (SystemError, or worse) and the pure-Python
+        one raise ValueError, and converting a long one costs time with the square of its length. No count or id
+        is longer than 20 digits; the same digits inside a string (a message) are only text."""
+        inside = self.in_string
+        if not inside and self.number_tail + len(data) - len(data.lstrip(_NUMBER_CHARS)) > MAX_NUMBER:
+            self._refuse_number()
+        mask = data.translate(_AS_NUMBER)  # bytes.find on it runs at memory speed, a regex a tenth of that
+        checked, run = 0, mask.find(_LONG_NUMBER)
+        while run >= 0:  # rare: only then is the string state at a run counted
+            inside = self._string_after(data, checked, run, inside)
+            checked = run
+            if not inside:
+                self._refuse_number()
+            after = mask.find(b"0", run)
+            run = mask.find(_LONG_NUMBER, after) if after >= 0 else -1
+        self.in_string = self._string_after(data, checked, len(data), inside)
+        tail = len(data) - len(data.rstrip(_NUMBER_CHARS))
+        self.number_tail = 0 if self.in_string else tail + (self.number_tail if tail == len(data) else 0)
+        slashes = len(data) - len(data.rstrip(b"\\"))
+        self.backslashes = slashes + (self.backslashes if slashes == len(data) else 0)
+
+    def _string_after(self, data: bytes, start: int, end: int, inside: bool) -> bool:
+        """Whether the body up to data[end] is inside a string, given whether up to data[start] it was: each
+        quote no backslash escapes flips it. (Where the body is not JSON, the parser stops before we matter.)"""
+        quotes = data.count(b'"', start, end)
+        if quotes and (data.find(b"\\", start, end) >= 0 or start == 0 and self.backslashes % 2):
+            quotes -= self._escaped(data, start, end)
+        return inside ^ bool(quotes % 2)
+
+    def _escaped(self, data: bytes, start: int, end: int) -> int:
+        """How many quotes of data[start:end] an odd run of backslashes escapes. A quote after k backslashes
+        holds k of the patterns \\" \\\\" ...: their counts, alternately added and taken, give 1 for odd k, 0 for
+        even; a long run of backslashes (hostile) is counted run by run instead."""
+        escaped, sign, pattern = 0, 1, b'\\"'
+        while len(pattern) <= 8:
+            found = data.count(pattern, start, end)
+            if not found:
+                break
+            escaped += sign * found
+            sign, pattern = -sign, b"\\" + pattern
+        else:
+            escaped = sum(len(m.group(1)) % 2 for m in _ESCAPED_QUOTE.finditer(data, start, end))
+        if start == 0 and self.backslashes % 2:  # a run that began in the last read
+            leading = len(data) - len(data.lstrip(b"\\"))
+            if leading < end and data[leading:leading + 1] == b'"':
+                escaped += -1 if leading % 2 else 1
+        return escaped
+
+    def _refuse_number(self) -> None:
+        raise BadResponse(f"{self.what} holds a number too large to be a count (more than {MAX_NUMBER} digits, "
+                          f"within its first {self.bytes_read} bytes): not an Exalate answer, or a broken one")
 
     def _mind_tokens(self, data: bytes) -> None:
         """Refuse one JSON string (or any run without a quote) longer than MAX_TOKEN: the parser's time grows
@@ -99,16 +164,33 @@ class Transport:
         return response
 
     def _request(self, method: str, url: str, credential, headers: dict, timeout: float, **kwargs):
-        cfg = self.cfg
         try:
-            return self.session.request(
-                method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
-                stream=True, allow_redirects=False, verify=cfg.verify,
-                cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
-                proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
+            try:
+                return self._attempt(self.session, method, url, credential, headers, timeout, **kwargs)
+            except requests.exceptions.ConnectionError as exc:
+                if method != "GET" or not _closed_unanswered(exc):
+                    raise
+            # The node closed a kept-alive connection as we reused it (it keeps none alive, or closes idle ones):
+            # a GET is worth one more try, on a new connection (the pool's others may be just as stale),
+            # within what is left of the same deadline. Never a POST: a login may have happened.
+            if self.trace:
+                self.trace(f"{method} {show(url)}: the node closed the connection without answering; once more, "
+                           f"on a new connection")
+            with requests.Session() as fresh:
+                fresh.trust_env = self.session.trust_env
+                return self._attempt(fresh, method, url, credential, headers, self.deadline.remaining(), **kwargs)
         except (OSError, requests.exceptions.RequestException) as exc:
             raise request_failure(exc, url, self.deadline.seconds, self.proxy(), "the node",
-                                  f"[{cfg.name}] of {cfg.source}") from None
+                                  f"[{self.cfg.name}] of {self.cfg.source}") from None
+
+    def _attempt(self, session: requests.Session, method: str, url: str, credential, headers: dict, timeout: float,
+                 **kwargs) -> requests.Response:
+        cfg = self.cfg
+        return session.request(
+            method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
+            stream=True, allow_redirects=False, verify=cfg.verify,
+            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+            proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
 
     def raise_for_status(self, response: requests.Response, url: str, credential) -> None:
         """Nothing for a JSON 200; else the CheckError that says what the answer means."""
@@ -156,6 +238,14 @@ class Transport:
             return ""
         parts = urlsplit(proxy)
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _closed_unanswered(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether the connection was closed or reset before any byte of the answer: urllib3's ProtocolError
+    ("Connection aborted.") around http.client's RemoteDisconnected, a reset or a broken pipe."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1 and isinstance(
+        cause.args[1], (ConnectionResetError, ConnectionAbortedError, BrokenPipeError))
 
 
 def text(response: requests.Response) -> str:
