@@ -1,13 +1,15 @@
 """Credentials for each Exalate API: HTTP basic, a ready token, a minted JWT or one from logging in, cached."""
+import contextlib
 import hashlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from ..config import NodeConfig
 from ..errors import AuthError, BadResponse
@@ -19,6 +21,7 @@ from .transport import Transport, text
 MINTED, LOGIN = "minted", "login"  # the two kinds of cached token
 RENEW_BEFORE = 30         # seconds: renew a cached token this long before it expires
 MILLISECONDS_FROM = 10 ** 11  # an exp above this is in milliseconds (year 5138 in seconds)
+MOST_BYTES = 65536        # a cache entry: a token (at most 16 KB) and its expiry
 
 
 @dataclass
@@ -51,7 +54,10 @@ def token_expiry(token: str) -> Optional[float]:
 
 
 class TokenCache:
-    """JWTs kept on disk between checks, each in a 0600 file written atomically (checks run in parallel)."""
+    """JWTs kept on disk between checks, each in a 0600 file written atomically (checks run in parallel).
+
+    The directory is checked through the descriptor every read and write then goes through, never by path
+    before use: a link swapped in between cannot send a token elsewhere."""
 
     def __init__(self, directory: Optional[str], clock: Callable[[], float] = time.time):
         self.directory = directory
@@ -63,45 +69,50 @@ class TokenCache:
             return cls(None)
         return cls(cfg.token_cache or _default_cache_dir())
 
-    def _path(self, kind: str, identity: str) -> Optional[str]:
-        if not self.directory or not _private_dir(self.directory):
-            return None
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
-        return os.path.join(self.directory, f"{kind}-{digest}.json")
+    @staticmethod
+    def _name(kind: str, identity: str) -> str:
+        return f"{kind}-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
 
     def get(self, kind: str, identity: str) -> Optional[str]:
-        path = self._path(kind, identity)
-        if not path:
-            return None
-        try:
-            with open(path, encoding="utf-8") as handle:
-                entry = json.load(handle)
-            token, expires = entry["token"], float(entry["expires"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        with _private_dir(self.directory) as dir_fd:
+            if dir_fd is None:
+                return None
+            try:
+                fd = os.open(self._name(kind, identity), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                with os.fdopen(fd, "rb") as handle:
+                    entry = json.loads(handle.read(MOST_BYTES))
+                token, expires = entry["token"], float(entry["expires"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
         if not isinstance(token, str) or not is_jwt(token):
             return None  # written by another version, or damaged: a new one costs one request
         return token if expires - RENEW_BEFORE > self.clock() else None
 
     def put(self, kind: str, identity: str, token: str, expires: float) -> None:
-        path = self._path(kind, identity)
-        if not path:
-            return
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mkstemp creates it 0600
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"token": token, "expires": expires}, handle)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache we cannot write only costs a new token next time
+        with _private_dir(self.directory) as dir_fd:
+            if dir_fd is None:
+                return
+            tmp = f".tmp-{secrets.token_hex(8)}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=dir_fd)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump({"token": token, "expires": expires}, handle)
+                os.replace(tmp, self._name(kind, identity), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except OSError:
+                try:
+                    os.unlink(tmp, dir_fd=dir_fd)
+                except OSError:
+                    pass
+                # a cache we cannot write only costs a new token next time
 
     def drop(self, kind: str, identity: str) -> None:
-        path = self._path(kind, identity)
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        with _private_dir(self.directory) as dir_fd:
+            if dir_fd is not None:
+                try:
+                    os.unlink(self._name(kind, identity), dir_fd=dir_fd)
+                except OSError:
+                    pass
 
 
 def _default_cache_dir() -> str:
@@ -112,18 +123,33 @@ def _default_cache_dir() -> str:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError:
             continue
-        if _private_dir(directory):
-            return directory
+        with _private_dir(directory) as dir_fd:
+            if dir_fd is not None:
+                return directory
     return ""
 
 
-def _private_dir(directory: str) -> bool:
-    # Only trust a directory that is ours and closed to others: else another user could read tokens.
+@contextlib.contextmanager
+def _private_dir(directory: Optional[str]) -> Iterator[Optional[int]]:
+    """The directory opened (a link in its place is refused), if it is ours and closed to others; else None.
+    Only trust a directory that is ours and closed to others: else another user could read or plant tokens."""
+    fd = None
+    if directory:
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                os.close(fd)
+                fd = None
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
     try:
-        info = os.stat(directory)
-    except OSError:
-        return False
-    return info.st_uid == os.geteuid() and not info.st_mode & 0o077
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class Authenticator:

@@ -1,9 +1,13 @@
 """The Zabbix agent's side of a host: installing our UserParameters, and running a key as the agent would."""
+import errno
 import glob
 import os
 import pwd
 import re
+import secrets
+import shlex
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,34 +38,77 @@ def install(agents: List[Agent], userparameters: str, config_path: str) -> List[
     Returns what was done, one line each, ending with the commands that make the agents read it."""
     done = []
     for agent in agents:
-        target = os.path.join(agent.include_dir(), USERPARAMETER_NAME)
+        target = os.path.join(agent.include_dir(USERPARAMETER_NAME), USERPARAMETER_NAME)
         _write(target, userparameters, 0o644)
         done.append(f"wrote {target} (for {agent.config})")
-    if os.path.exists(config_path):
-        done.append(f"kept {config_path}: it exists")
-    else:
-        group = _zabbix_gid()
-        _write(config_path, example_config(), 0o640 if group is not None else 0o600, group)
+    group = _zabbix_gid()
+    if _write(config_path, example_config(), 0o640 if group is not None else 0o600, group, replace=False):
         done.append(f"wrote {config_path} (an example, mode {'0640 root:zabbix' if group is not None else '0600'}): "
                     f"edit its url and credentials")
+    else:
+        done.append(f"kept {config_path}: it exists")
     done += [f"now run: systemctl restart {agent.service}" for agent in agents]
     return done
 
 
-def _write(path: str, text: str, mode: int, group: Optional[int] = None) -> None:
-    tmp = f"{path}.zabbix-exalate-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write(path: str, text: str, mode: int, group: Optional[int] = None, replace: bool = True) -> bool:
+    """Write path whole (an agent restarting now never reads half a file), safely in a directory another user
+    may write (an include directory owned by zabbix): every step acts on what we opened, never again by name,
+    so no link or planted name can turn root's chmod or chown against another file. With replace=False an
+    existing path is kept: returns whether path was written."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = f".{name}.{secrets.token_hex(8)}"  # a name no one can guess, created only if new (O_EXCL)
+    dir_fd = _open_directory(directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if group is not None:
-            os.chown(tmp, 0, group)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)  # whole or not at all: an agent restarting now never reads half a file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                if group is not None:
+                    os.fchown(fd, 0, group)
+                os.fchmod(fd, mode)
+            if replace:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                return True
+            try:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            except FileExistsError:
+                return False  # whatever is there, even a link: kept, not followed
+            return True
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass  # renamed into place (or removed by whoever else can write the directory)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise ConfigError(f"cannot write {path}: {exc.strerror} (run agent install as root)") from None
+    finally:
+        os.close(dir_fd)
+
+
+def _open_directory(directory: str) -> int:
+    """The directory, opened one component at a time without following a link: where it resolved to a moment
+    ago (links of the setup are followed), and refused if someone has since put a link in its path."""
+    real = os.path.realpath(directory)
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in filter(None, real.split("/")):
+            next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        info = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        reason = "a link was put in its path while we wrote" if exc.errno in (errno.ELOOP, errno.ENOTDIR) \
+            else exc.strerror
+        raise ConfigError(f"cannot write into {directory}: {reason}") from None
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        os.close(fd)
+        # Anyone could replace what we write, and the agent would run their commands: as OpenSSH, refuse.
+        raise ConfigError(f"refusing to write into {directory}: every user can write it (run: chmod o-w {real})")
+    return fd
 
 
 def _zabbix_gid() -> Optional[int]:
@@ -157,7 +204,7 @@ def run_as_agent(agent: Agent, key: str, env: Dict[str, str]) -> Seen:
         raise ConfigError(f"the agent's user {user!r} does not exist on this host") from None
     if os.geteuid() not in (0, account.pw_uid):
         raise ConfigError(f"run agent check as root (or as {user}): it runs the key as the agent's user {user}")
-    timeout = float(agent.first("Timeout", "3"))
+    timeout = agent.timeout()
     environment = {"PATH": AGENT_PATH, "HOME": account.pw_dir, "LANG": "C.UTF-8", **env}
     started = time.monotonic()
     as_user = {} if os.geteuid() == account.pw_uid else {"user": account.pw_uid, "group": account.pw_gid,
@@ -183,8 +230,13 @@ def executable_for_agent(argv0: str) -> str:
 
 
 def with_executable(userparameters: str, executable: str) -> str:
-    """The UserParameter file calling executable instead of the bare name."""
+    """The UserParameter file calling executable instead of the bare name, quoted for /bin/sh."""
     if executable == "zabbix-exalate":
         return userparameters
-    return re.sub(r"^(UserParameter=[^,]+,)zabbix-exalate ", lambda m: f"{m.group(1)}{executable} ",
+    if "$" in executable or not executable.isprintable():
+        # The agent replaces $1..$9 in a command before the shell sees it: no quoting protects a $.
+        raise ConfigError(f"the agent cannot run {executable!r} from a UserParameter (a $ or a control character "
+                          f"in its path): install zabbix-exalate under a plain path")
+    quoted = shlex.quote(executable)
+    return re.sub(r"^(UserParameter=[^,]+,)zabbix-exalate ", lambda m: f"{m.group(1)}{quoted} ",
                   userparameters, flags=re.M)
