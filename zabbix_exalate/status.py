@@ -43,17 +43,17 @@ def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
     for m in CONNECTION_METRICS:
         size = inert(c.get(m.field_name, UNREAD))
         oldest = UNREAD if size == UNREAD else inert(c.get(m.oldest_field, EMPTY))
-        lines.append(f"  {_label(m):<18}{padded(size, 8, right=True)}{padded(oldest, 12, right=True)}")
+        lines.append(f"  {queue_label(m):<18}{padded(size, 8, right=True)}{padded(oldest, 12, right=True)}")
     for m in CONNECTION_METRICS:
         if not m.reason_field or m.field_name not in c:
             continue
         by_reason = ", ".join(f"{inert(reason)} {inert(count)}" for reason, count in
                               sorted(c.get(m.reasons_field, {}).items(), key=lambda rc: (-rc[1], rc[0])))
-        lines += [""] + _wrap(f"{_label(m).capitalize()} by reason: {by_reason or 'none'}", indent="")
+        lines += [""] + _wrap(f"{queue_label(m).capitalize()} by reason: {by_reason or 'none'}", indent="")
         newest = c.get(m.newest_field, [])
         if newest:
             more = f" of {c[m.field_name]}" if c[m.field_name] > len(newest) else ""
-            lines.append(f"{_label(m).capitalize()}, newest first ({len(newest)}{more}, at most {shown} shown):")
+            lines.append(f"{queue_label(m).capitalize()}, newest first ({len(newest)}{more}, at most {shown} shown):")
             lines += [line for f in newest for line in _wrap(_failure(f, with_id=True))]
     reasons = _reasons({"connections": [c]})
     if reasons:
@@ -61,7 +61,7 @@ def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
     return "\n".join(lines)
 
 
-def _label(metric) -> str:
+def queue_label(metric) -> str:
     group, kind = metric.column
     return f"{group} ({kind})"
 

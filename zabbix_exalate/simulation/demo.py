@@ -12,7 +12,7 @@ from ..exalate.api import Node
 from ..exalate.transport import pooled_session
 from ..metrics import CONNECTION_METRICS, NODE_METRICS
 from ..runtime import Deadline
-from ..status import inert, padded, shown_width, status_text
+from ..status import inert, padded, queue_label, shown_width, status_text
 from .simulator import Simulator, SimulatorServer, sample_scenario_path
 
 STUCK_GAP = 2.5  # seconds between the demo's two polls: the busy connection's heads move in that time
@@ -114,7 +114,7 @@ def _moving(before: dict, after: dict) -> List[str]:
         for m in CONNECTION_METRICS:
             if m.in_flight and c.get(m.oldest_field) is not None:
                 old, new = c[m.oldest_field], later.get(m.oldest_field)
-                what = f"{m.column[0]} ({m.column[1]})"
+                what = queue_label(m)
                 seen.append(f"{what} moved {inert(old)} -> {inert(new)}" if new != old
                             else f"{what} STUCK at {inert(old)}")
         if seen:

@@ -504,9 +504,7 @@ def reason_discovery_rule(d: Design) -> dict:
     who = 'Exalate: Connection "{#CONNECTION}"'
     rule = {"uuid": d.uid("discovery:reasons"), "name": "Exalate: Failure reason discovery", "type": "DEPENDENT",
             "key": node_key(REASON_DISCOVERY_KEY), "delay": "0",
-            "filter": connection_filter(), "lifetime": "{$EXALATE.LLD.LIFETIME}",
-            **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
-               if d.v7 else {}),
+            "filter": connection_filter(), **lifetimes(d),
             "description": "The reasons (errorReason, blobErrorReason) the failed syncs of each connection carry, "
                            "from the connections of the collected document.",
             "item_prototypes": [item(
@@ -521,6 +519,14 @@ def reason_discovery_rule(d: Design) -> dict:
             "preprocessing": [failure_check("connections"), step("JAVASCRIPT", REASON_DISCOVERY_JS),
                               step("DISCARD_UNCHANGED_HEARTBEAT", "{$EXALATE.LLD.INTERVAL}")]}
     return rule
+
+
+def lifetimes(d: Design) -> dict:
+    """How long a discovery rule keeps what it no longer finds: 7.0 disables lost items first (lifetime_type keeps
+    its default, DELETE_AFTER)."""
+    return {"lifetime": "{$EXALATE.LLD.LIFETIME}",
+            **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
+               if d.v7 else {})}
 
 
 def connection_filter() -> dict:
@@ -539,10 +545,7 @@ def discovery_rule(d: Design) -> dict:
         rule.update(key=node_key(DISCOVERY_KEY), delay="{$EXALATE.LLD.INTERVAL}")
     rule.update({
         "filter": connection_filter(),
-        "lifetime": "{$EXALATE.LLD.LIFETIME}",
-        # 7.0: a lost connection's items are disabled first (lifetime_type keeps its default, DELETE_AFTER).
-        **({"enabled_lifetime_type": "DISABLE_AFTER", "enabled_lifetime": "{$EXALATE.LLD.DISABLE.AFTER}"}
-           if d.v7 else {}),
+        **lifetimes(d),
         "description": "The node's connections (GET 4.0/connections, else the connections listed in the "
                        "configuration file), with their six queues each"
                        + (" and their status, from the connections of the collected document." if d.one_poll
