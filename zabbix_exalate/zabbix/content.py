@@ -570,7 +570,8 @@ def discovery_rule(d: Design) -> dict:
             {"macro": "{#CONNECTION.STATUS}", "value": "{$EXALATE.BACKLOG.IGNORE.STATUS}",
              "operator": "MATCHES_REGEX", "formulaid": "A"}]},
         "operations": [{"operationobject": "TRIGGER_PROTOTYPE", "operator": "LIKE", "value": word,
-                        "discover": "NO_DISCOVER"} for word in ("backlog", "stuck") if word == "backlog" or d.one_poll]}]
+                        "discover": "NO_DISCOVER"}
+                       for word in (("backlog", "stuck") if d.one_poll else ("backlog",))]}]
     return rule
 
 
