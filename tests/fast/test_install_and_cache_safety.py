@@ -161,6 +161,32 @@ def test_agent_install_is_not_stopped_or_misled_by_names_planted_in_the_include_
         3, f"cannot write {include / OURS}")
 
 
+def test_agent_install_follows_no_link_another_user_made_or_could_replace(racer, arena):
+    victim = arena / "victim.d"  # stands in for /etc/ld.so.conf.d: root's, and reads every *.conf
+    victim.mkdir()
+    loose = racer_owned(arena / "loose", racer)
+    conf = arena / "zabbix_agentd.conf"
+    conf.write_text(f"Include={loose}/zabbix_agentd.d/*.conf\n")
+    link_as_racer = start_as(racer, "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", victim,
+                             loose / "zabbix_agentd.d")
+    assert link_as_racer.wait() == 0
+    config = arena / "zabbix_exalate.conf"
+    run_cli("--config", str(config), "agent", "install", "--agent-config", str(conf)).assert_failed(
+        3, f"refusing to follow the link {loose}/zabbix_agentd.d")
+    # root's own link, in the same directory: still another user's to replace.
+    os.unlink(loose / "zabbix_agentd.d")
+    os.symlink(victim, loose / "zabbix_agentd.d")
+    run_cli("--config", str(config), "agent", "install", "--agent-config", str(conf)).assert_failed(
+        3, "refusing to follow the link")
+    assert os.listdir(victim) == [] and not config.exists()
+    # A setup's own link, root's in a directory only root writes: followed.
+    (arena / "etc").mkdir()
+    os.symlink(victim, arena / "etc" / "zabbix_agentd.d")
+    conf.write_text(f"Include={arena}/etc/zabbix_agentd.d/*.conf\n")
+    ran = run_cli("--config", str(config), "agent", "install", "--agent-config", str(conf))
+    assert ran.code == 0 and os.listdir(victim) == [OURS], ran
+
+
 def test_agent_install_does_not_overwrite_a_configuration_written_meanwhile_nor_follow_a_link(tmp_path):
     as_root()
     (tmp_path / "inc").mkdir()

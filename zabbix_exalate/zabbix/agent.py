@@ -90,8 +90,9 @@ def _write(path: str, text: str, mode: int, group: Optional[int] = None, replace
 
 def _open_directory(directory: str) -> int:
     """The directory, opened one component at a time without following a link: where it resolved to a moment
-    ago (links of the setup are followed), and refused if someone has since put a link in its path."""
-    real = os.path.realpath(directory)
+    ago (links of the setup are followed if only root could have made them), and refused if someone has since
+    put a link in its path."""
+    real = _trusted_realpath(directory)
     fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in filter(None, real.split("/")):
@@ -109,6 +110,33 @@ def _open_directory(directory: str) -> int:
         # Anyone could replace what we write, and the agent would run their commands: as OpenSSH, refuse.
         raise ConfigError(f"refusing to write into {directory}: every user can write it (run: chmod o-w {real})")
     return fd
+
+
+def _trusted_realpath(directory: str) -> str:
+    """realpath(directory), refusing a link that another user made or could replace: root would write where
+    they chose (a file of ours, 0644, in /etc/ld.so.conf.d or the like)."""
+    pending, real, hops = [p for p in os.path.abspath(directory).split("/") if p], "/", 0
+    trusted = {0, os.geteuid()}  # as OpenSSH: root, or whoever runs us
+    while pending:
+        part = pending.pop(0)
+        path = os.path.join(real, part)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return os.path.realpath(directory)  # missing: opening it gives the reason
+        if not stat.S_ISLNK(info.st_mode):
+            real = path
+            continue
+        hops += 1
+        holder = os.stat(real)
+        loose = holder.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not holder.st_mode & stat.S_ISVTX
+        if {info.st_uid, holder.st_uid} - trusted or loose or hops > 40:
+            raise ConfigError(f"refusing to follow the link {path}: another user could have made it or "
+                              f"could replace it (name the real directory in the agent's Include line instead)")
+        target = os.readlink(path)
+        real = "/" if target.startswith("/") else real
+        pending[:0] = [p for p in target.split("/") if p]
+    return os.path.normpath(real)
 
 
 def _zabbix_gid() -> Optional[int]:
