@@ -64,6 +64,7 @@ DEFAULT_VERSION = "6.0"
 CHROOT_MARK = pathlib.Path("/etc/zabbix-exalate-stack.json")
 # What make_venv copies to build the package, and hashes to know when to rebuild it.
 PROJECT_SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "zabbix_exalate")
+FRONTEND_LOCALE = "en_US.UTF-8"  # the frontend's default language
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 ZABBIX_PORTS = (20000, 32767)  # what Zabbix takes as a ListenPort, below the kernel's ephemeral range
 
@@ -465,17 +466,29 @@ class Stack:
     # Packages.
 
     def _missing_packages(self) -> List[str]:
-        """The packages to install, judged by the programs the stack runs."""
-        php_pgsql = self._exists("/usr/bin/php") and subprocess.run(
-            self._cmd(["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"]),
-            capture_output=True).returncode == 0
-        stack_ready = all([self._exists("/usr/sbin/zabbix_server"), self._exists("/usr/sbin/zabbix_agentd"),
-                           self._exists("/usr/sbin/zabbix_agent2"), self._exists("/usr/bin/zabbix_get"),
-                           self._exists(FRONTEND_DIR / "api_jsonrpc.php"), php_pgsql, self._pg_bin("initdb")])
-        missing = [] if stack_ready else list(VERSIONS[self.version]["packages"])
-        venv_ready = self._exists("/usr/bin/python3") and subprocess.run(
-            self._cmd(["/usr/bin/python3", "-c", "import ensurepip, venv"]), capture_output=True).returncode == 0
-        return missing + [p for p in ([] if venv_ready else ["python3", "python3-venv"]) if p not in missing]
+        """The packages of the stack that are not installed; what is installed is left as it is (never upgraded)."""
+        wanted = list(VERSIONS[self.version]["packages"])
+        if not self._has_locale():
+            wanted.append("locales")  # the definitions localedef builds the frontend's locale from
+        if not self._exists("/usr/bin/python3") or subprocess.run(
+                self._cmd(["/usr/bin/python3", "-c", "import ensurepip, venv"]), capture_output=True).returncode:
+            wanted += ["python3", "python3-venv"]
+        listed = subprocess.run(self._cmd(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n",
+                                           *wanted]), capture_output=True, text=True).stdout
+        installed = {line.split()[0] for line in listed.splitlines() if line.endswith(" installed")}
+        return list(dict.fromkeys(p for p in wanted if p not in installed))
+
+    def _has_locale(self) -> bool:
+        listed = subprocess.run(self._cmd(["locale", "-a"]), capture_output=True, text=True).stdout.split()
+        return FRONTEND_LOCALE.lower().replace("-", "") in {name.lower().replace("-", "") for name in listed}
+
+    def _make_locale(self) -> None:
+        """The frontend's pages and graphs need en_US.UTF-8 (else "Locale for language en_US is not found"), which
+        a stock host may lack: build it, as locale-gen would, without changing the host's default locale."""
+        if not self._has_locale():
+            _say(f"making the {FRONTEND_LOCALE} locale" + (f" in {self.root}" if self.chrooted else ""))
+            _run(self._cmd(["localedef", "-i", "en_US", "-c", "-f", "UTF-8", "-A", "/usr/share/locale/locale.alias",
+                            FRONTEND_LOCALE]), "localedef")
 
     def _apt_get(self, root: pathlib.Path, args: List[str]) -> None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -496,6 +509,7 @@ class Stack:
             self._mount()
         missing = self._missing_packages()
         if not missing:
+            self._make_locale()
             return
         _say("installing " + " ".join(missing) + (f" in {self.root}" if self.chrooted else ""))
         policy = self.host_path(POLICY_RC_D)
@@ -508,7 +522,7 @@ class Stack:
             policy.write_text("#!/bin/sh\n# tests/support/zabbix_stack.py: no service starts during apt-get\n"
                               "exit 101\n")
             policy.chmod(0o755)
-        install = ["install", "-y", "-q", "--no-install-recommends", *missing]
+        install = ["install", "-y", "-q", "--no-install-recommends", "--no-upgrade", *missing]
         try:
             if not list(self.host_path("/var/lib/apt/lists").glob("*_Packages*")):
                 self._apt_get(self.root, ["update", "-q"])
@@ -522,6 +536,7 @@ class Stack:
                 policy.unlink()
             if saved:
                 saved.rename(policy)
+        self._make_locale()
 
     def make_venv(self, project_dir) -> str:
         """A venv in state_dir with the project installed (not editable), rebuilt only when its sources change.
