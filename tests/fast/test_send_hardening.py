@@ -91,12 +91,16 @@ def test_tls_asked_in_an_included_file_is_refused(config, tmp_path, include):
     assert trapper.received == [], "the document went in clear text"
 
 
-def test_the_agent_2_glob_and_zabbix_agentd_star_only(config, tmp_path):
+@pytest.mark.parametrize("pattern, agentd_file, agent2_file", [("h?*.conf", "h?.conf", "hz.conf"),
+                                                                 ("h[12]*.conf", "h[12].conf", "h2.conf")])
+def test_the_agent_2_glob_and_zabbix_agentd_star_only(config, tmp_path, pattern, agentd_file, agent2_file):
+    # zabbix_agentd reads ? and [ as themselves; agent 2 globs as Go does, reading both files (by name: the
+    # second wins). The same lines mean two things: which one applies depends on the agent that owns the file.
     with Trapper() as trapper:
         for name in ("zabbix_agentd.conf", "zabbix_agent2.conf"):
-            write(tmp_path / name, f"ServerActive={trapper.address}\nInclude=d/h[12].conf\n")
-        write(tmp_path / "d" / "h1.conf", "Hostname=agent2-reads-me\n")
-        write(tmp_path / "d" / "h[12].conf", "Hostname=agentd-reads-me\n")  # zabbix_agentd: [ is plain
+            write(tmp_path / name, f"ServerActive={trapper.address}\nInclude=d/{pattern}\n")
+        write(tmp_path / "d" / agentd_file, "Hostname=agentd-reads-me\n")
+        write(tmp_path / "d" / agent2_file, "Hostname=agent2-reads-me\n")
         sent(send(config, "--agent-config", str(tmp_path / "zabbix_agent2.conf")), trapper, "agent2-reads-me")
         trapper.received.clear()
         sent(send(config, "--agent-config", str(tmp_path / "zabbix_agentd.conf")), trapper, "agentd-reads-me")
@@ -341,8 +345,11 @@ def test_a_huge_answer_is_not_read(config, answer):
     assert ran.peak_mb < 100, f"{ran.peak_mb:.0f} MB"
 
 
-def test_a_refusal_that_echoes_a_secret_is_masked(config):
-    with Trapper(answer=reply({"response": "failed", "info": f"user {USER} password {PASSWORD}"})) as trapper:
+@pytest.mark.parametrize("info", [f"user {USER} password {PASSWORD}", "x" * 183 + PASSWORD + " and more"],
+                         ids=["whole", "where the line is cut"])
+def test_a_refusal_that_echoes_a_secret_is_masked(config, info):
+    # Masked before it is cut: a secret cut short would no longer be recognised, and would show its start.
+    with Trapper(answer=reply({"response": "failed", "info": info})) as trapper:
         line = assert_contract(to(trapper, config), 10, "refused the data")
     assert "***" in line
 
