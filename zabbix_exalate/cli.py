@@ -221,9 +221,14 @@ AGENT_OUTPUT_LIMIT = 512 * 1024
 
 
 def _collect(settings: Settings, only: Optional[str] = None, keep: int = 1) -> dict:
+    return _collect_timed(settings, only, keep)[0]
+
+
+def _collect_timed(settings: Settings, only: Optional[str] = None, keep: int = 1):
+    """The document, and the run's timeout in seconds (--timeout, else the node's)."""
     from .collect import collect as collect_node
-    return _run(settings, lambda node: collect_node(node, node.cfg.max_connections, only=only, keep=keep).document(),
-                whole_node=True)
+    return _run(settings, lambda node: (collect_node(node, node.cfg.max_connections, only=only, keep=keep).document(),
+                                        node.deadline.seconds), whole_node=True)
 
 
 # status --connection: how many of the newest failures of each kind it lists.
@@ -276,8 +281,9 @@ def status(settings: Settings, connection: Optional[str]):
 @main.command(cls=Guarded)
 @click.option("--agent-config", metavar="PATH", help="Zabbix agent configuration to take ServerActive and "
               "Hostname from [default: the first of " + ", ".join(AGENT_CONFIGS) + " that exists].")
-@click.option("--server", metavar="HOST[:PORT]", help="Zabbix server or proxy to send to [default: ServerActive "
-              "of the agent configuration].")
+@click.option("--server", metavar="HOST[:PORT]", help="Zabbix server or proxy to send to, in ServerActive's syntax "
+              "(HOST, HOST:PORT, [IPV6]:PORT; ',' between servers that each get the value, ';' between the nodes of "
+              "a cluster) [default: ServerActive of the agent configuration and the files it includes].")
 @click.option("--host", "zabbix_host", metavar="NAME", help="The Zabbix host the trapper item belongs to "
               "[default: Hostname of the agent configuration].")
 @click.option("--key", metavar="KEY", default=SEND_KEY, show_default=True, help="The trapper item's key.")
@@ -287,10 +293,12 @@ def send(settings: Settings, agent_config, server, zabbix_host, key):
     trapper" template (for a systemd timer or cron: see docs/collect.md).
 
     The collection keeps to the timeout; sending takes at most as long again."""
-    from .zabbix.sender import push
-    document = _collect(settings)
-    summary = push(json.dumps(_shown(settings, document), separators=(",", ":")), key, server=server,
-                   host=zabbix_host, agent_config=agent_config, timeout=settings.timeout or 10.0)
+    from .runtime import Deadline
+    from .zabbix.sender import push, target
+    where = target(server, zabbix_host, agent_config)  # a mistake there is told before the node is read
+    document, seconds = _collect_timed(settings)
+    summary = push(json.dumps(_shown(settings, document), separators=(",", ":")), key, where, Deadline(seconds),
+                   settings.masker)
     _say_value(f"{settings.label} {_outline(document)}; {_masked(settings, summary)}")
 
 

@@ -3,8 +3,8 @@ import fnmatch
 import os
 import re
 import stat
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
 
@@ -15,6 +15,11 @@ AGENTS = tuple(zip(AGENT_CONFIGS, ("zabbix-agent", "zabbix-agent2")))
 MOST_BYTES = 1 << 20
 # The agent's Timeout: whole seconds, 1 to 30 (the agent does not start with anything else).
 TIMEOUT_RANGE = range(1, 31)
+# Include files within Include files: zabbix_agentd gives up at this depth (ZBX_MAX_INCLUDE_LEVEL). And all the
+# files together: beyond these, it is no agent's configuration either (a directory of logs named by mistake).
+INCLUDE_DEPTH = 10
+MOST_FILES = 1000
+MOST_BYTES_IN_ALL = 8 * MOST_BYTES
 
 
 @dataclass
@@ -22,10 +27,24 @@ class Agent:
     """One agent's configuration file, as far as our UserParameters are concerned."""
     config: str
     service: str
-    values: Dict[str, List[str]]  # every KEY=value line, in order, Include files not followed
+    values: Dict[str, List[str]]  # every KEY=value line, in order; Include files followed only by merged()
+    lines: List[Tuple[str, str]] = field(default_factory=list, repr=False)  # the same, in the file's order
+    size: int = 0  # bytes read
 
     def first(self, key: str, default: str = "") -> str:
         return (self.values.get(key) or [default])[-1]  # the agent takes the last one
+
+    def merged(self) -> "Agent":
+        """The configuration as the agent reads it: each Include line replaced, where it stands, by the lines of
+        the files it names (a file, a directory's regular files, or a pattern in the file name), recursively; so
+        first() is the value the agent uses. Raises ConfigError where the agent would not start (an Include that
+        names nothing, a loop, too deep) or where the files are not an agent's configuration (too many, too big)."""
+        merged = _Merge(self.service, self.size)
+        merged.add(self, [os.path.realpath(self.config)])
+        values: Dict[str, List[str]] = {}
+        for key, value in merged.lines:
+            values.setdefault(key, []).append(value)
+        return Agent(self.config, self.service, values, merged.lines, merged.size)
 
     def timeout(self) -> int:
         raw = self.first("Timeout", "3")
@@ -68,8 +87,74 @@ class Agent:
 def _matches(name: str, pattern: str) -> bool:
     """Whether both agents read a file of this name: zabbix_agentd knows only * (? and [ are plain characters),
     agent 2 globs as Go does (*, ?, [...]). We cannot always tell which agent a file is for, so both must."""
-    only_star = re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name, re.S)
-    return bool(only_star) and fnmatch.fnmatchcase(name, pattern)
+    return _matches_agentd(name, pattern) and fnmatch.fnmatchcase(name, pattern)
+
+
+def _matches_agentd(name: str, pattern: str) -> bool:
+    return bool(re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name, re.S))
+
+
+class _Merge:
+    """The lines of a configuration and of every file it includes, in the agent's order, within bounds."""
+
+    def __init__(self, service: str, size: int):
+        self.service = service
+        self.lines: List[Tuple[str, str]] = []
+        self.files = 0
+        self.size = size
+
+    def add(self, agent: Agent, chain: List[str]) -> None:
+        for key, value in agent.lines:
+            if key != "Include":
+                self.lines.append((key, value))
+                continue
+            for path in self.included(value, agent.config):
+                real = os.path.realpath(path)
+                if real in chain:
+                    raise ConfigError(f"Include={value[:200]} in {agent.config} includes {path} again, which "
+                                      f"includes it: a loop the agent would refuse")
+                if len(chain) > INCLUDE_DEPTH:
+                    raise ConfigError(f"Include={value[:200]} in {agent.config} nests files more than "
+                                      f"{INCLUDE_DEPTH} deep, which the agent refuses")
+                self.files += 1
+                included = read_agent(path, self.service)
+                self.size += included.size
+                if self.files > MOST_FILES or self.size > MOST_BYTES_IN_ALL:
+                    raise ConfigError(f"the files {chain[0]} includes are more than {MOST_FILES} or larger than "
+                                      f"{MOST_BYTES_IN_ALL >> 20} MB together: not an agent's configuration")
+                self.add(included, chain + [real])
+
+    def included(self, pattern: str, source: str) -> List[str]:
+        """The files an Include line names, in the order they are read (sorted by name, as agent 2 does)."""
+        if not pattern:
+            raise ConfigError(f"an Include line in {source} names no file: the agent would not start")
+        path = os.path.join(os.path.dirname(os.path.abspath(source)), pattern)
+        directory, name = os.path.split(path)
+        wildcards = "*?[" if self.service == "zabbix-agent2" else "*"  # zabbix_agentd: ? and [ are plain
+        if any(c in directory for c in wildcards):
+            raise ConfigError(f"Include={pattern[:200]} in {source} has a wildcard in its directory: the agent "
+                              f"takes one only in the file name")
+        wild = any(c in name for c in wildcards)
+        if not wild and not os.path.isdir(path):
+            return [path]  # read_agent says what is wrong with it, if anything
+        folder = directory if wild else path
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the directory of Include={pattern[:200]} in {source}: "
+                              f"{exc.strerror}") from None
+        matches = (lambda n: _matches_agentd(n, name)) if self.service != "zabbix-agent2" else \
+            (lambda n: fnmatch.fnmatchcase(n, name))
+        return [os.path.join(folder, n) for n in names if (not wild or matches(n))
+                and _regular(os.path.join(folder, n))]
+
+
+def _regular(path: str) -> bool:
+    """Whether the agent reads this file of an included directory: it skips what is not a regular file."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def read_agent(path: str, service: str = "") -> Agent:
@@ -89,14 +174,15 @@ def read_agent(path: str, service: str = "") -> Agent:
     if len(data) > MOST_BYTES:
         raise ConfigError(f"the agent configuration {path} is larger than {MOST_BYTES >> 20} MB: not an agent's "
                           f"configuration")
-    lines = data.decode("utf-8", "replace").splitlines()
+    lines = []
     values: Dict[str, List[str]] = {}
-    for line in lines:
+    for line in data.decode("utf-8", "replace").splitlines():
         key, sep, value = line.strip().partition("=")
         if sep and key and not key.startswith("#"):
+            lines.append((key.strip(), value.strip()))
             values.setdefault(key.strip(), []).append(value.strip())
     service = service or ("zabbix-agent2" if "agent2" in os.path.basename(path) else "zabbix-agent")
-    return Agent(path, service, values)
+    return Agent(path, service, values, lines, len(data))
 
 
 def installed_agents(explicit: Optional[str] = None) -> List[Agent]:
