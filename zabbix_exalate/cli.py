@@ -1,4 +1,5 @@
 """The command line: the only module that imports click and prints, and the one guard of every failure."""
+import contextlib
 import json
 import sys
 import warnings
@@ -150,7 +151,9 @@ def _run(settings: Settings, action: Callable, whole_node: bool = False):
     cfg.register(settings.masker)
     budget = settings.timeout or cfg.timeout
     deadline = Deadline(budget, spent=process_age() if settings.own_process else 0.0)
-    with warnings.catch_warnings():
+    # A process of its own keeps the filter to its end: collect's workers still in flight after the deadline
+    # (minting a token again after a 401...) would otherwise warn after the document, into the agent's value.
+    with contextlib.nullcontext() if settings.own_process else warnings.catch_warnings():
         # The agent reads stderr into the value: a library's warning (a short HMAC key, verify =
         # false) would turn every item unsupported. What matters is reported as errors instead.
         warnings.simplefilter("ignore")
@@ -216,10 +219,6 @@ def ping(settings: Settings):
         _say(settings, f"zabbix-exalate: {settings.label} {why}", err=True)
 
 
-# The Zabbix 6.0 agent refuses a command's output above 512 KB.
-AGENT_OUTPUT_LIMIT = 512 * 1024
-
-
 def _collect(settings: Settings, only: Optional[str] = None, keep: int = 1) -> dict:
     return _collect_timed(settings, only, keep)[0]
 
@@ -243,13 +242,10 @@ def collect(settings: Settings):
 
     Every value is read once, over at most max_connections kept-alive connections, within the
     timeout. A value that could not be read is absent and its object's "failures" says why.
-    Exits 0 whenever the configuration is usable, also when the node is down (ping 0)."""
-    text = json.dumps(_shown(settings, _collect(settings)), separators=(",", ":"))
-    if len(text) + 1 > AGENT_OUTPUT_LIMIT:
-        raise ConfigError(f"the collection is {len(text) >> 10} KB, more than the 512 KB the Zabbix agent takes "
-                          f"from a command: use 'zabbix-exalate send' with the \"Exalate by Zabbix trapper\" "
-                          f"template, which has no such limit")
-    _say_value(text)
+    Exits 0 whenever the configuration is usable, also when the node is down (ping 0). Within the
+    agent's 512 KB: when an outage's reasons would not fit, they are compacted (see docs/collect.md)."""
+    from .compact import agent_text
+    _say_value(agent_text(_shown(settings, _collect(settings))))
 
 
 @main.command(cls=Guarded)

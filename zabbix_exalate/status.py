@@ -6,30 +6,55 @@ import textwrap
 import unicodedata
 from typing import List
 
+from .compact import general_reason
 from .errors import printable
 from .metrics import CONNECTION_METRICS, NODE_METRICS
 
 WIDTH = 80
+MAX_ROWS = 40  # connections in the table, and reasons of those left out of it
 UNREAD = "?"
 EMPTY = "-"
 
 
 def status_text(doc: dict, node: str) -> str:
+    """The whole node: its figures, a table of at most MAX_ROWS connections (of a larger node, those worth a look
+    first, the others counted), where each queue's head stands, and why any value could not be read."""
     lines = [_headline(doc, node), _figures(doc)]
     connections = doc.get("connections")
+    shown, hidden = _worth_a_look(connections or [])
     if connections is None:
         lines += ["", "Connections: not known (see below)"]
     elif not connections:
         lines += ["", "Connections: none"]
     else:
-        lines += [""] + _table(connections)
-        heads = [line for c in connections for line in _wrap(_heads(c))]
+        lines += [""] + _table(shown)
+        if hidden:
+            troubled = sum(map(_troubled, hidden))
+            lines += _wrap(f"and {len(hidden)} more connections, " + (
+                f"{troubled} of them with values unread or failed syncs" if troubled else
+                "each with every value read and no failed sync") + ": 'status --connection NAME' shows one")
+        heads = [line for c in shown for line in _wrap(_heads(c))]
         if heads:
             lines += ["", "Oldest event waiting (syncs/files) and newest failure:"] + heads
-    reasons = _reasons(doc)
+    reasons = _reasons(doc, shown, hidden)
     if reasons:
         lines += ["", f"Could not read ({UNREAD} above):"] + reasons
     return "\n".join(lines)
+
+
+def _worth_a_look(connections: List[dict]):
+    """(the connections the table shows, the others): all of them, or of a node with more than MAX_ROWS those with
+    values unread, failed syncs or in error first, each kind in the node's order; the rendering stays bounded
+    (status keeps to its timeout whatever the node's size) and a person reads the problems first."""
+    if len(connections) <= MAX_ROWS:
+        return connections, []
+    ranked = sorted(connections, key=lambda c: not _troubled(c))  # stable: the node's order within each kind
+    return ranked[:MAX_ROWS], ranked[MAX_ROWS:]
+
+
+def _troubled(c: dict) -> bool:
+    return "failures" in c or c.get("status") == "ERROR" or any(
+        c.get(m.field_name) for m in CONNECTION_METRICS if m.reason_field)
 
 
 def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
@@ -55,7 +80,7 @@ def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
             more = f" of {c[m.field_name]}" if c[m.field_name] > len(newest) else ""
             lines.append(f"{queue_label(m).capitalize()}, newest first ({len(newest)}{more}, at most {shown} shown):")
             lines += [line for f in newest for line in _wrap(_failure(f, with_id=True))]
-    reasons = _reasons({"connections": [c]})
+    reasons = _reasons({}, [c], [])
     if reasons:
         lines += ["", f"Could not read ({UNREAD} above):"] + reasons
     return "\n".join(lines)
@@ -133,15 +158,31 @@ def _table(connections: List[dict]) -> List[str]:
         [line(r[0], r[1], r[2:]) for r in rows]
 
 
-def _reasons(doc: dict) -> List[str]:
-    """Each failure's reason once per object: a connection whose six queues failed alike is one line."""
+def _reasons(doc: dict, shown: List[dict], hidden: List[dict]) -> List[str]:
+    """Each failure's reason once per object: a connection whose six queues failed alike is one line. Of a node
+    too large to show whole, connections that failed alike (the same reason but for their own name) share one
+    line: the first one's name and how many more, the most frequent first, at most MAX_ROWS lines."""
     out = [f"{', '.join(fields)}: {inert(reason)}" for reason, fields in _grouped(doc.get("failures", {}))]
-    for c in doc.get("connections") or ():
-        for reason, fields in _grouped(c.get("failures", {})):
-            what = "every queue" if len(fields) == len(CONNECTION_METRICS) else ", ".join(fields)
-            out.append(f"{inert(c['name'])} ({what}): {inert(reason)}")
+    if not hidden:
+        out += [f"{inert(c['name'])} ({_which(fields)}): {inert(reason)}"
+                for c in shown for reason, fields in _grouped(c.get("failures", {}))]
+    else:
+        alike: dict = {}  # (queues, the reason for any connection) -> [first connection, its reason, how many]
+        for c in shown + hidden:
+            for reason, fields in _grouped(c.get("failures", {})):
+                alike.setdefault((_which(fields), general_reason(reason, c)), [c["name"], reason, 0])[2] += 1
+        ranked = sorted(alike.items(), key=lambda kv: -kv[1][2])  # stable: ties in the node's order
+        for (which, general), (name, reason, count) in ranked[:MAX_ROWS]:
+            who = f"{inert(name)} and {count - 1} more" if count > 1 else inert(name)
+            out.append(f"{who} ({which}): {inert(general if count > 1 else reason)}")
+        if len(ranked) > MAX_ROWS:
+            out.append(f"and {len(ranked) - MAX_ROWS} other reasons")
     return [wrapped for line in out for wrapped in textwrap.wrap(line, WIDTH, initial_indent="  ",
                                                                  subsequent_indent="      ", break_on_hyphens=False)]
+
+
+def _which(fields: List[str]) -> str:
+    return "every queue" if len(fields) == len(CONNECTION_METRICS) else ", ".join(fields)
 
 
 def _grouped(failures: dict):

@@ -164,9 +164,12 @@ def test_max_connections_must_be_sensible(write_config, cli):
 
 
 def test_a_document_too_big_for_the_agent_points_to_send(write_config, cli, sim):
-    # 250 connections with long names removed on the other side: six long reasons each.
-    sim.simulator.update(connections=[{"name": f"{i:03d}" + "x" * 250, "removed": True} for i in range(250)])
-    cli("collect", config_path=write_config(timeout="30")).assert_failed(3, "512 KB", "send")
+    # A healthy node whose own figures do not fit: 400 connections with long names, each with failed syncs (an
+    # outage's reasons, which can be compacted, are tests/fast/test_outage_and_scale.py's).
+    sim.simulator.update(connections=[{"name": f"{i:03d}" + "x" * 250, "payload_bytes": 8,
+                                       "queues": {"error-responses": 1, "blob-error-responses": 1}}
+                                      for i in range(400)])
+    cli("collect", config_path=write_config(timeout="30", max_connections="8")).assert_failed(3, "512 KB", "send")
 
 
 def test_a_200_mb_backlog_keeps_the_memory_of_the_single_check(write_config, sim):
