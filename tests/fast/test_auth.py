@@ -78,6 +78,19 @@ def test_revoked_token_is_renewed_once(cli, login_config, sim):
     assert sim.simulator.logins == 2
 
 
+def test_a_node_refusing_every_fresh_token_is_logged_in_to_once_per_run(cli, login_config, sim):
+    # An outage of the 2.4 API's authentication: retrying with a new login per queue would cost one login
+    # per connection (600 connections took 20 s).
+    sim.simulator.update(connections=[{"name": f"C{i}", "id": i, "status": "ACTIVE"} for i in range(20)],
+                         faults=[{"path": "2.4/*", "status": 401}])
+    ran = cli("collect", config_path=login_config)
+    assert ran.code == 0 and json.loads(ran.stdout)["connections"][0]["failures"], ran
+    assert sim.simulator.logins == 1
+    # A token from the cache, refused: maybe expired, so renewed once, and that fresh one is not renewed.
+    cli("sync-requests", "C1", config_path=login_config).assert_failed(4, "HTTP 401")
+    assert sim.simulator.logins == 2
+
+
 @pytest.mark.parametrize("where", ["header", "body"])
 def test_login_token_from_header_or_body(cli, login_config, sim, where):
     sim.simulator.update(credentials={**sim.simulator.scenario["credentials"], "login_token_in": where})

@@ -166,6 +166,7 @@ class Authenticator:
         # to mint or log in rather than each logging in.
         self._lock = threading.RLock()
         self._token: Optional[str] = None
+        self._cached = False  # the run's token came from the cache: a refusal may mean it expired
 
     def credential(self, api: str) -> Credential:
         cfg = self.cfg
@@ -178,10 +179,10 @@ class Authenticator:
             return self._jwt(cfg.token, "the token from the token key")
         if cfg.jwt_secret:
             return self._jwt(self._obtained(MINTED, self._mint),
-                             f"a JWT signed with jwt_secret for user {cfg.jwt_user!r}", True)
+                             f"a JWT signed with jwt_secret for user {cfg.jwt_user!r}")
         if cfg.login_password:
             return self._jwt(self._obtained(LOGIN, lambda: log_in(self.transport, cfg)),
-                             f"a JWT from logging in as {cfg.login_user!r} (login_password)", True)
+                             f"a JWT from logging in as {cfg.login_user!r} (login_password)")
         return self._basic(cfg.monitor_user, cfg.monitor_password, "monitor_user/monitor_password")
 
     def forget(self, refused: Credential) -> None:
@@ -196,7 +197,9 @@ class Authenticator:
     def _basic(self, user, password, keys) -> Credential:
         return Credential(f"basic auth as {user!r} ({keys} in [{self.cfg.name}])", {}, (user, password))
 
-    def _jwt(self, token, what, renewable=False) -> Credential:
+    def _jwt(self, token, what) -> Credential:
+        # Only a cached token is worth renewing: a fresh one refused would be refused again, once per queue.
+        renewable = token == self._token and self._cached
         return Credential(f"{what} in [{self.cfg.name}], sent as {self.cfg.jwt_header}",
                           {self.cfg.jwt_header: token}, None, renewable)
 
@@ -212,6 +215,7 @@ class Authenticator:
         with self._lock:
             if not self._token:
                 token = self.cache.get(kind, self._identity())
+                self._cached = bool(token)
                 if not token:
                     token = fresh()
                     expires = token_expiry(token) or self.clock() + self.cfg.jwt_ttl
