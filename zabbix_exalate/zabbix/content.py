@@ -699,7 +699,7 @@ def dashboard(d: Design) -> dict:
     width = GRID_COLUMNS["6.0"] // len(tiles)
     for i, (key, thresholds) in enumerate(tiles):
         if key == node_key(PING_KEY):  # "Down (0)", "Up (1)": words, a smaller size fits them
-            tile(g, key, i * width, width, ((0, RED),) + thresholds, size=30)
+            tile(g, key, i * width, width, ((0, RED),) + thresholds, size=24)
         else:
             tile(g, key, i * width, width, thresholds)
     y = 3
