@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+import frontend_shots
 from e2e_support import Feeder, LiveNode, wait_for
 from helpers import PASSWORD, USER, config_file, require_binary, run_cli
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
@@ -21,7 +22,7 @@ from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION
                                     NODE_METRICS, PING_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import key_form
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
-from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
+from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
                                           master_key)
 
 USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
@@ -873,3 +874,98 @@ def test_agent_2_serves_our_userparameters_as_the_classic_agent_does(zabbix, nod
         assert document.pop("response_time") > 0
     assert documents[0] == documents[1]
     assert [c["name"] for c in documents[0]["connections"]] == [r["{#CONNECTION}"] for r in rows]
+
+
+# --- what the operator sees in the frontend -----------------------------------------------------
+
+# $ZABBIX_SCREENSHOTS (a directory; relative: to the checkout) makes this test write the PNGs of docs/screenshots;
+# without it they go to a temporary directory, and the pages are checked all the same.
+SCREENSHOTS = os.environ.get("ZABBIX_SCREENSHOTS", "")
+# The connections whose problems the screenshots show: failing (ADO), deactivated, in error and removed.
+SHOWN = (ADO, "Paused", "Broken", "Gone")
+PHP_LOG_ERRORS = re.compile(r"PHP (Fatal error|Parse error|Warning|Notice|Recoverable fatal error)")
+
+
+@pytest.fixture
+def shots_dir(zabbix, tmp_path) -> Path:
+    if not SCREENSHOTS:
+        return tmp_path
+    found = Path(SCREENSHOTS)
+    return (found if found.is_absolute() else ROOT / found) / zabbix.version
+
+
+@only(AGENT, "one template's pages are enough, and the agent template is the one the docs show")
+def test_the_frontend_shows_the_host_s_pages_without_error(case, shots_dir):
+    """Latest data, Problems, the host's dashboard, a problem's description and an unsupported item's reason, as an
+    operator sees them in a real frontend: no PHP or locale error on any page, and each shows what it should."""
+    why = frontend_shots.available()
+    if why:
+        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
+    zabbix, hostid = case.zabbix, case.hostid
+    wanted = {name: [] for name in SHOWN}
+
+    def opened():
+        found = zabbix.api("problem.get", {"hostids": hostid, "output": ["name", "objectid", "eventid"]})
+        for name in wanted:
+            wanted[name] = [p for p in found if f'"{name}"' in p["name"]]
+        return all(wanted.values()) and found
+    found = wait_for("a problem of each connection shown", opened, seconds=180,
+                     detail=lambda: f"problems: {case.problems()}")
+    items_by_key = case.items()
+    gone = items_by_key[queue_key("sync-requests", "Gone")]
+    assert gone["state"] == "1", gone
+    reason = Unsupported.last_error(gone["error"])
+    deactivated = wanted["Paused"][0]
+    (trigger,) = zabbix.api("trigger.get", {"triggerids": deactivated["objectid"], "expandComment": True,
+                                            "output": ["comments", "expression"]})  # expanding needs both
+    v7 = zabbix.version == "7.0"
+    pages = {"dashboard": f"zabbix.php?action=host.dashboard.view&hostid={hostid}&from=now-15m&to=now",
+             "latest-data": f"zabbix.php?action=latest.view&hostids%5B%5D={hostid}&filter_set=1",
+             "problems": f"zabbix.php?action=problem.view&hostids%5B%5D={hostid}&show_opdata=1&filter_set=1",
+             "problem-description": f"tr_events.php?triggerid={deactivated['objectid']}"
+                                    f"&eventid={deactivated['eventid']}",
+             "unsupported-item": f"zabbix.php?action=latest.view&hostids%5B%5D={hostid}&name=Gone&filter_set=1"}
+    log_start = zabbix.php_log.stat().st_size  # what PHP logs from here on, the pages logged
+    with frontend_shots.Frontend(zabbix.url, "Admin", "zabbix") as browser:
+        text = browser.open(pages["latest-data"], expect=ADO)
+        assert all(name in text for name in SHOWN), text
+        browser.collapse_filters()
+        browser.save(shots_dir / "latest-data.png")
+
+        text = browser.open(pages["problems"], expect=deactivated["name"])
+        assert all(p["name"] in text for p in found), (sorted(p["name"] for p in found), text)
+        browser.collapse_filters()
+        browser.save(shots_dir / "problems.png")
+
+        text = browser.open(pages["problem-description"], expect=deactivated["name"])
+        assert trigger["comments"].split(". ")[0] in text, (trigger["comments"], text)
+        browser.save(shots_dir / "problem-description.png")
+
+        browser.open(pages["unsupported-item"], expect="Gone")
+        browser.collapse_filters()
+        browser.hover(".zi-i-negative" if v7 else ".icon-info.status-red")
+        hint = browser.check()
+        assert reason in hint, (reason, hint)
+        browser.save(shots_dir / "unsupported-item.png")
+
+        text = dashboard_page(browser, pages["dashboard"], v7, ADO)
+        if v7:  # the problems widget: every problem of the host, the honeycomb: every connection
+            assert all(p["name"] in text for p in found), text
+        browser.save(shots_dir / "dashboard.png")
+        # The node down: the dashboard says so at once, its first tile red.
+        with case.node.down():
+            wait_for("the node-unreachable problem opened", lambda: [
+                p for p in case.problems() if p.startswith("Exalate: Node is unreachable")], detail=case.problems)
+            dashboard_page(browser, pages["dashboard"], v7, "Down")
+            browser.save(shots_dir / "dashboard-node-down.png")
+    logged = zabbix.php_log.read_text(errors="replace")[log_start:]
+    assert not PHP_LOG_ERRORS.search(logged), logged
+
+
+def dashboard_page(browser, page: str, v7: bool, expect: str) -> str:
+    """The host's dashboard once its widgets have drawn: no widget that lost its item or says it cannot be shown."""
+    text = browser.open(page, expect=expect)
+    browser.collapse_filters()
+    for broken in ("Inaccessible", "No permissions", "Invalid", "cannot"):
+        assert broken not in text, text
+    return text

@@ -160,11 +160,6 @@ def test_export_format_is_the_one_its_folder_names(name, fmt):
     assert [g.findtext("uuid") for g in root.findall(groups)] == [GROUP_UUID]
     assert root.find("groups" if fmt == "7.0" else "template_groups") is None
     assert [g.findtext("name") for g in template(name, fmt).findall("groups/group")] == ["Templates/Applications"]
-    widgets = template(name, fmt).findall("dashboards/dashboard/pages/page/widgets/widget")
-    assert {w.findtext("type") for w in widgets} == (
-        {"graph", "graphprototype"} if fmt == "7.0" else {"GRAPH_CLASSIC", "GRAPH_PROTOTYPE"})
-    columns = 72 if fmt == "7.0" else 24  # 7.0's dashboard grid has three times the columns
-    assert max(int(w.findtext("x")) + int(w.findtext("width")) for w in widgets) == columns
     if fmt == "6.0":  # nothing of 7.0 in a 6.0 file: 6.0 would refuse the whole import
         assert not [e.tag for e in root.iter() if e.tag in ("timeout", "enabled_lifetime_type", "enabled_lifetime",
                                                             "template_groups")]
@@ -452,14 +447,9 @@ def normalised(root: ET.Element) -> str:
             elif child.tag == "macro" and child.findtext("macro") in ("{$EXALATE.ITEM.TIMEOUT}",
                                                                           "{$EXALATE.LLD.DISABLE.AFTER}"):
                 parent.remove(child)
-    for widget in copy.iter("widget"):
-        if widget.findtext("type") in ("graph", "graphprototype"):
-            widget.find("type").text = {"graph": "GRAPH_CLASSIC", "graphprototype": "GRAPH_PROTOTYPE"}[
-                widget.findtext("type")]
-            for tag in ("x", "width"):
-                widget.find(tag).text = str(int(widget.findtext(tag)) // 3)
-        fields = widget.find("fields")
-        fields[:] = sorted(fields, key=lambda f: f.findtext("name"))
+    # The dashboards differ by design: each version's widgets (tests/fast/test_dashboard.py).
+    for dashboard in copy.iter("dashboard"):
+        dashboard.remove(dashboard.find("pages"))
     ET.indent(copy)
     return ET.tostring(copy, encoding="unicode")
 

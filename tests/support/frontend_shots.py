@@ -99,6 +99,16 @@ class Frontend:
         time.sleep(0.5)  # graphs draw after their widget stops loading
         return self.check()
 
+    def collapse_filters(self) -> None:
+        """Fold the page's filter and time selector, so that a screenshot shows the data (the frontend remembers
+        them open or folded per user: only an open one is clicked)."""
+        self.driver.execute_script("""
+            for (const css of ['.tabfilter-item-label.selected.expanded .tabfilter-item-link',
+                               'li.ui-tabs-active > a.btn-time']) {
+                document.querySelectorAll(css).forEach((e) => e.click());
+            }""")
+        time.sleep(0.5)
+
     def hover(self, css: str) -> None:
         """Move the pointer over the first element matching css (to open its hint box)."""
         from selenium.webdriver.common.action_chains import ActionChains

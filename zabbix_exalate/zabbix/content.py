@@ -583,32 +583,137 @@ def graph_items(d: Design, keys) -> List[dict]:
 NODE_GRAPHS = (("Exalate: Sync queues", ("outgoing", "incoming")), ("Exalate: Errors", ("errors",)))
 
 
-# Dashboard widgets: 6.0's type names and 24-column grid, and 7.0's (new names, 72 columns of a third the width).
-WIDGET_TYPES = {"6.0": {"graph": "GRAPH_CLASSIC", "graphprototype": "GRAPH_PROTOTYPE"},
-                "7.0": {"graph": "graph", "graphprototype": "graphprototype"}}
-GRID_COLUMNS = {"6.0": 24, "7.0": 72}
+# --- the dashboard ---------------------------------------------------------------------------------
+# What the operator opens first: is the node there, which connections have problems, how far behind each is.
+# Widgets name their items by KEY (a key never changes; names do), and show the item's own name ({ITEM.NAME}):
+# the dashboard speaks the vocabulary of the items, with no words of its own to keep in step.
+#
+# Template dashboards differ by version. 6.0 allows only clock, classic graph, graph prototype, item value, plain
+# text and URL widgets (CWidgetConfig::isWidgetTypeSupportedInContext), none of which lists problems or takes an
+# item prototype's value: the node's figures as item values, each connection's backlog and failures as a small
+# graph (a simple graph prototype, which draws the item's trigger lines). 7.0 allows every widget (ZBXNEXT-8086):
+# item values coloured by thresholds, the host's problems with their operational data, and a honeycomb of the
+# connections coloured by their status.
+
+GRID_COLUMNS = {"6.0": 24, "7.0": 72}  # 7.0's grid has three times the columns, each a third the width
+# Widget types as each export format writes them (6.0's constants, 7.0's module ids).
+WIDGET_TYPES = {"6.0": {"item": "ITEM", "graphprototype": "GRAPH_PROTOTYPE"},
+                "7.0": {"item": "item", "graphprototype": "graphprototype", "problems": "problems",
+                        "honeycomb": "honeycomb"}}
+# 7.0 gives a reference (the id other widgets listen to) to the widgets that broadcast something.
+BROADCASTS = ("graphprototype", "problems", "honeycomb")
+SIMPLE_GRAPH_PROTOTYPE = "3"  # a graph prototype widget's source: one item prototype's simple graph
+RED, GREEN, ORANGE, YELLOW, GREY = "E45959", "59DB8F", "FFA059", "FFD54F", "97AAB3"
+# A connection's status code from its cell's colour (7.0 thresholds: a value at or above one takes its colour).
+STATUS_COLOURS = {"ACTIVE": GREEN, "DEACTIVATED": ORANGE, "ERROR": RED, "PENDING": YELLOW, "CONFIGURED": GREEN}
+
+
+def field(kind: str, name: str, value) -> dict:
+    return {"type": kind, "name": name, "value": value}
+
+
+class Grid:
+    """Widgets of one dashboard page, laid out in 6.0's 24 columns and written in the grid of the export format."""
+
+    def __init__(self, d: Design):
+        self.d = d
+        self.scale = GRID_COLUMNS[d.format] // GRID_COLUMNS["6.0"]
+        self.widgets: List[dict] = []
+
+    def add(self, kind: str, name: str, x: int, y: int, width: int, height: int, fields: List[dict]) -> None:
+        if self.d.v7 and kind in BROADCASTS:
+            fields = fields + [field("STRING", "reference", "AAAA" + "ABCDEFGHIJ"[len(self.widgets)])]
+        self.widgets.append({"type": WIDGET_TYPES[self.d.format][kind], "name": name, "x": str(x * self.scale),
+                             "y": str(y), "width": str(width * self.scale), "height": str(height),
+                             "fields": sorted(fields, key=lambda f: f["name"])})
+
+    def many(self, name: str, kind: str, values) -> List[dict]:
+        """A field of several values: 6.0 repeats its name, 7.0 numbers it (show.0, show.1)."""
+        return [field(kind, f"{name}.{i}" if self.d.v7 else name, str(v)) for i, v in enumerate(values)]
+
+
+def tile(g: Grid, key: str, x: int, width: int, thresholds=(), size: int = 45) -> None:
+    """The last value of a node item, big, under the item's name; 7.0: coloured by thresholds [(value, colour)]."""
+    fields = [field("ITEM", "itemid.0" if g.d.v7 else "itemid", {"host": g.d.name, "key": key}),
+              # Its value alone, whole numbers: the widget's header holds the item's name.
+              *g.many("show", "INTEGER", (2,)), field("INTEGER", "value_size", str(size)),
+              field("INTEGER", "decimal_places", "0")]
+    if not g.d.v7:
+        fields.append(field("INTEGER", "adv_conf", "1"))  # 6.0 reads sizes only with advanced configuration on
+    for i, (value, colour) in enumerate(thresholds if g.d.v7 else ()):
+        fields += [field("STRING", f"thresholds.{i}.color", colour), field("STRING", f"thresholds.{i}.threshold",
+                                                                           str(value))]
+    g.add("item", "", x, 0, width, 3, fields)
+
+
+def per_connection_graphs(g: Grid, name: str, key: str, x: int, y: int, width: int, columns: int) -> None:
+    """One small graph per discovered connection of one item prototype (with its trigger lines), a page of them."""
+    g.add("graphprototype", name, x, y, width, 8, [
+        field("INTEGER", "source_type", SIMPLE_GRAPH_PROTOTYPE),
+        field("ITEM_PROTOTYPE", "itemid.0" if g.d.v7 else "itemid", {"host": g.d.name, "key": key}),
+        field("INTEGER", "columns", str(columns)), field("INTEGER", "rows", "2")])
+
+
+def problems_widget(g: Grid, x: int, y: int, width: int, height: int) -> None:
+    """7.0: the host's problems, worst first, each with its operational data (the backlog, the failure)."""
+    g.add("problems", "Problems", x, y, width, height, [
+        field("INTEGER", "show_opdata", "1"),     # in a column of its own
+        field("INTEGER", "sort_triggers", "1"),   # severity, highest first
+        field("INTEGER", "show_timeline", "0"),
+        field("INTEGER", "show_lines", "12")])
+
+
+def status_honeycomb(g: Grid, x: int, y: int, width: int, height: int) -> None:
+    """7.0: a cell per connection, coloured by its status, labelled with its name (from the status item's)."""
+    codes = sorted((STATUS_CODES[s], c) for s, c in STATUS_COLOURS.items())
+    fields = [field("STRING", "items.0", "*"),
+              # The status items alone: the only items of a connection that are about its health.
+              field("STRING", "item_tags.0.tag", "component"), field("INTEGER", "item_tags.0.operator", "1"),
+              field("STRING", "item_tags.0.value", "health"),
+              field("STRING", "item_tags.1.tag", "connection"), field("INTEGER", "item_tags.1.operator", "4"),
+              field("STRING", "item_tags.1.value", ""),
+              # Between the quotes of the item's name: the connection's name (all of it, if it has no quotes).
+              field("STRING", "primary_label", '{{ITEM.NAME}.regsub("^[^\\"]*\\"(.*)\\"[^\\"]*$|(.*)", \\1\\2)}'),
+              field("INTEGER", "secondary_label_type", "0"), field("STRING", "secondary_label", "{ITEM.LASTVALUE}"),
+              field("STRING", "bg_color", GREY)]
+    for i, (code, colour) in enumerate(codes):
+        fields += [field("STRING", f"thresholds.{i}.color", colour),
+                   field("STRING", f"thresholds.{i}.threshold", str(code))]
+    g.add("honeycomb", "Connections by status", x, y, width, height, fields)
 
 
 def dashboard(d: Design) -> dict:
-    scale = GRID_COLUMNS[d.format] // GRID_COLUMNS["6.0"]
-    references = iter(["AAAAA", "AAAAB", "AAAAC"])  # 7.0: each widget's id for others to listen to, as 7.0 writes
-
-    def widget(kind, name, x, y, width, height, fields):
-        if d.v7:
-            fields = sorted(fields + [{"type": "STRING", "name": "reference", "value": next(references)}],
-                            key=lambda f: f["name"])
-        return {"type": WIDGET_TYPES[d.format][kind], "name": name, "x": str(x * scale), "y": str(y),
-                "width": str(width * scale), "height": str(height), "fields": fields}
-
-    graph_name = f'Exalate: Connection "{CONNECTION}": Queues'
-    widgets = [widget("graph", name, 12 * i, 0, 12, 5,
-                      [{"type": "GRAPH", "name": "graphid", "value": {"host": d.name, "name": name}}])
-               for i, (name, _) in enumerate(NODE_GRAPHS)]
-    widgets.append(widget("graphprototype", "Connections: queues", 0, 5, 24, 10, [
-        {"type": "INTEGER", "name": "columns", "value": "2"},
-        {"type": "INTEGER", "name": "rows", "value": "2"},
-        {"type": "GRAPH_PROTOTYPE", "name": "graphid", "value": {"host": d.name, "name": graph_name}}]))
-    return {"uuid": d.uid("dashboard:overview"), "name": "Exalate node", "pages": [{"widgets": widgets}]}
+    g = Grid(d)
+    backlog = next(m for m in CONNECTION_METRICS if m.alarm and m.alarm.kind == BACKLOG)
+    failed = next(m for m in CONNECTION_METRICS if m.alarm and m.alarm.kind == FAILED)
+    errors = next(m for m in NODE_METRICS if m.alarm and m.alarm.kind == ERRORS_REPORTED)
+    others = [m for m in NODE_METRICS if m is not errors]
+    # The first row: the node's state, then its figures. Down is red, errors orange (7.0).
+    tiles = [(node_key(PING_KEY), ((1, GREEN),))]
+    if d.one_poll:
+        tiles.append((node_key(RESPONSE_TIME_KEY), ()))
+    tiles.append((node_key(errors.key), ((1, ORANGE),)))
+    if d.one_poll:
+        tiles.append((node_key(CONNECTION_COUNT_KEY), ()))
+    tiles += [(node_key(m.key), ()) for m in others]
+    width = GRID_COLUMNS["6.0"] // len(tiles)
+    for i, (key, thresholds) in enumerate(tiles):
+        if key == node_key(PING_KEY):  # "Down (0)", "Up (1)": words, a smaller size fits them
+            tile(g, key, i * width, width, ((0, RED),) + thresholds, size=24)
+        else:
+            tile(g, key, i * width, width, thresholds)
+    y = 3
+    if d.v7:
+        # Which connections have problems, and what (7.0 only: 6.0 has no such widget for templates).
+        if d.one_poll:
+            problems_widget(g, 0, y, 16, 7)
+            status_honeycomb(g, 16, y, 8, 7)
+        else:
+            problems_widget(g, 0, y, 24, 7)
+        y += 7
+    per_connection_graphs(g, "Backlog per connection", connection_key(backlog.key), 0, y, 12, 2)
+    per_connection_graphs(g, f"Failed {failed.alarm.noun} per connection", connection_key(failed.key), 12, y, 12, 2)
+    return {"uuid": d.uid("dashboard:overview"), "name": "Exalate node", "pages": [{"widgets": g.widgets}]}
 
 
 def valuemaps(d: Design) -> List[dict]:
