@@ -69,6 +69,14 @@ def test_each_odd_connection_gets_its_own_key_and_name_and_every_check_reaches_i
     assert counts == ["3\n", "3\n", "11\n", "12\n", "13\n"]
 
 
+def test_status_shows_the_connection_a_tagged_key_names(odd):
+    keys = [r["{#CONNECTION.KEY}"] for r in discover(odd)]
+    ran = run_cli("--config", odd, "status", "--connection", keys[2])
+    assert ran.code == 0 and LONG[:60] in ran.stdout, ran
+    ran = run_cli("--config", odd, "status", "--connection", "Twin+000000000000")
+    assert_contract(ran, 5, "no connection with the key 'Twin+000000000000'")
+
+
 def test_discovery_is_the_same_at_every_poll_whatever_the_order_of_the_list(odd, sim):
     first = discover(odd)
     sim.simulator.update(connections=ODD[::-1])
