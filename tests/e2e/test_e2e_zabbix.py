@@ -62,15 +62,18 @@ def scenario(design: Design) -> dict:
         {"name": ODD, "id": 160, "status": "ACTIVE", "queues": dict(zip(QUEUES, (5, 0, 0, 0, 0, 0)))},
         {"name": "Paused", "id": 161, "status": "DEACTIVATED", "queues": dict(zip(QUEUES, (300, 0, 0, 0, 0, 0)))},
         {"name": "Gone", "id": 170, "status": "ACTIVE", "removed": True},
-        # The node's API names a connection by its name: both twins read the queues of the first listed.
-        {"name": TWIN, "id": BIG_ID, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))},
-        {"name": TWIN, "id": 171, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))},
         {"name": LONG, "id": 172, "status": "ACTIVE", "queues": dict(zip(QUEUES, (11, 0, 0, 0, 0, 0)))},
     ]
     if design.one_poll:
         # Only the one-poll templates have a status item. The per-check template goes without: six more
         # agent processes every interval on a 2-core machine, for nothing it would check.
         connections.insert(4, {"name": "Broken", "id": 162, "status": "ERROR"})
+        # Twins, one id beyond 2^53, which only the one-poll templates' script reads. The node's API names a
+        # connection by its name: both read the queues of the first listed. (The per-check host has the 10 KB name
+        # alone: twelve more agent processes a poll would outrun 7.0's pollers on two cores.)
+        connections += [
+            {"name": TWIN, "id": BIG_ID, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))},
+            {"name": TWIN, "id": 171, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))}]
     return {"credentials": {"jwt_secret": "e2e-shared-secret-0123456789abcdef", "user": "monitor",
                             "password": "e2e-basic-pa55"},
             "errors": 0, "outgoing": 12, "incoming": 4, "connections": connections}
@@ -590,7 +593,8 @@ def test_discovery_makes_every_connection_s_items_under_its_real_name(case):
     assert {at(BY_COMMAND[q].key, key) for _, key, _ in connections for q in QUEUES} <= keys
     # Issue 15: the twins and the 10 KB name have items of their own, none refused: tagged keys, names that fit.
     odd = [(key, name) for c, key, name in connections if c["name"] in (TWIN, LONG)]
-    assert len(odd) == 3 and sum(is_tagged_key(key) for key, _ in odd) == 2, odd
+    assert len(odd) == (3 if case.design.one_poll else 1) and sum(is_tagged_key(key) for key, _ in odd) == \
+        len(odd) - (1 if case.design.one_poll else 0), odd
     assert max(len(name) for name in found.values()) <= 255
     if case.design.one_poll:
         assert {node_key(RESPONSE_TIME_KEY), node_key(CONNECTION_COUNT_KEY)} <= keys
@@ -833,7 +837,7 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, env
                 if value is None:  # the seed's own example lacks a comma: reported, never counted
                     assert item["state"] == "1" and "is not valid JSON" in item["error"], item
                 else:
-                    assert item["state"] == "0" and item["lastvalue"] == str(value), (connection, queue, item)
+                    assert item["state"] == "0" and item["lastvalue"] == str(value), (connection, queue, item["error"])
         if case.design.one_poll:
             assert found[node_key(CONNECTION_COUNT_KEY)]["lastvalue"] == str(len(connections))
             for c in connections:
