@@ -3,14 +3,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import CheckError
 from .exalate.api import Node
-from .exalate.names import connection_name
+from .exalate.names import shown
 from .metrics import BY_COMMAND, CONNECTIONS_FIELD, NODE_METRICS, PING_DISCOVER
 
 
 def measure(node: Node, command: str, connection: Optional[str] = None, reason: Optional[str] = None) -> int:
     """The number one check reads from its one endpoint. Raises CheckError when it cannot tell."""
     metric = BY_COMMAND[command]
-    name = connection_name(connection) if connection is not None else None
+    name = node.connection_named(connection) if connection is not None else None
     return node.value(metric, name, reason or None)
 
 
@@ -39,7 +39,7 @@ def ping(node: Node) -> Tuple[int, Optional[str]]:
 def discovery(node: Node) -> List[dict]:
     """Zabbix low-level discovery rows, one per connection."""
     return [{
-        "{#CONNECTION}": c["name"],
+        "{#CONNECTION}": shown(c["name"], c["key"]),
         "{#CONNECTION.KEY}": c["key"],
         "{#CONNECTION.ID}": "" if c["id"] is None else str(c["id"]),
         "{#CONNECTION.STATUS}": c["status"],

@@ -257,18 +257,19 @@ def status(settings: Settings, connection: Optional[str]):
     """Show the whole node at a terminal: its figures, a table of connections and queues, each queue's oldest
     waiting event and each connection's newest failure, and why any value could not be read. Exits 0 whenever
     it could show the node, failures included."""
-    from .exalate.names import connection_name
+    from .exalate.names import connection_name, is_tagged_key
     from .status import connection_text, status_text
     node = settings.node or "default"
     if connection is None:
         _say_value(status_text(_shown(settings, _collect(settings)), node))  # status.py escapes what it shows
         return
-    name = connection_name(connection)
-    document = _collect(settings, only=name, keep=SHOWN_FAILURES)
-    listed = [c["name"] for c in document.get("connections") or ()]
+    # A tagged key names no connection by itself: the whole node is read, and the list says which one has it.
+    field, name = ("key", connection) if is_tagged_key(connection) else ("name", connection_name(connection))
+    document = _collect(settings, only=name if field == "name" else None, keep=SHOWN_FAILURES)
+    listed = [c[field] for c in document.get("connections") or ()]
     if document.get("connections") is not None and name not in listed:
-        raise ConnectionNotFound(f"the node lists no connection named '{printable(name)}' ({len(listed)} listed: "
-                                 f"'zabbix-exalate status' shows them)")
+        raise ConnectionNotFound(f"the node lists no connection {'with the key' if field == 'key' else 'named'} "
+                                 f"'{printable(name)}' ({len(listed)} listed: 'zabbix-exalate status' shows them)")
     shown = _shown(settings, document)
     _say_value(connection_text(shown, node, listed.index(name), SHOWN_FAILURES) if name in listed
                else status_text(shown, node))

@@ -20,7 +20,7 @@ from helpers import PASSWORD, USER, config_file, require_binary, run_cli
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                                     NODE_METRICS, PING_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
-from zabbix_exalate.exalate.names import key_form
+from zabbix_exalate.exalate.names import is_tagged_key, key_form, listed_connections, shown
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
 from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
                                           master_key)
@@ -42,6 +42,10 @@ CONFIG_NAME = "zabbix_exalate.conf"  # the agents' configuration, in the stack's
 NODE_KEY = "{$EXALATE.NODE}"  # Zabbix keeps user macros in keys as the template writes them
 ODD = 'Support/L2 "urgent" $team; (EU) — Zürich'
 ADO = "ADO <> Jira Prod"
+# Issue 15: a name listed twice (the higher id beyond 2^53, which a double cannot hold), and a name of 10 KB.
+TWIN = "Twin"
+BIG_ID = 2 ** 53 + 1
+LONG = "Long " + "L" * 10235
 QUEUES = tuple(m.command for m in CONNECTION_METRICS)  # the order of the numbers below
 STATUS_CODES = dict(CONNECTION_STATUSES)
 PERIOD = "12s"  # every FAST period: event names show it
@@ -59,11 +63,18 @@ def scenario(design: Design) -> dict:
         {"name": ODD, "id": 160, "status": "ACTIVE", "queues": dict(zip(QUEUES, (5, 0, 0, 0, 0, 0)))},
         {"name": "Paused", "id": 161, "status": "DEACTIVATED", "queues": dict(zip(QUEUES, (300, 0, 0, 0, 0, 0)))},
         {"name": "Gone", "id": 170, "status": "ACTIVE", "removed": True},
+        {"name": LONG, "id": 172, "status": "ACTIVE", "queues": dict(zip(QUEUES, (11, 0, 0, 0, 0, 0)))},
     ]
     if design.one_poll:
         # Only the one-poll templates have a status item. The per-check template goes without: six more
         # agent processes every interval on a 2-core machine, for nothing it would check.
         connections.insert(4, {"name": "Broken", "id": 162, "status": "ERROR"})
+        # Twins, one id beyond 2^53, which only the one-poll templates' script reads. The node's API names a
+        # connection by its name: both read the queues of the first listed. (The per-check host has the 10 KB name
+        # alone: twelve more agent processes a poll would outrun 7.0's pollers on two cores.)
+        connections += [
+            {"name": TWIN, "id": BIG_ID, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))},
+            {"name": TWIN, "id": 171, "status": "ACTIVE", "queues": dict(zip(QUEUES, (3, 0, 0, 0, 0, 0)))}]
     return {"credentials": {"jwt_secret": "e2e-shared-secret-0123456789abcdef", "user": "monitor",
                             "password": "e2e-basic-pa55"},
             "errors": 0, "outgoing": 12, "incoming": 4, "connections": connections}
@@ -97,6 +108,18 @@ def node_key(base: str) -> str:
 def connection_key(base: str, connection: str) -> str:
     """A discovered item's key as Zabbix stores it: user macros kept, LLD macros filled in."""
     return f"{base}[{NODE_KEY},{key_form(connection)}]"
+
+
+def keyed(connections: List[dict]) -> List[tuple]:
+    """(connection, its key, its name as Zabbix shows it) for each connection of a scenario, as discovery gives
+    them: a twin and a long name get a tagged key and are shown with its tag."""
+    listed = listed_connections({"name": c["name"], "id": c.get("id")} for c in connections)
+    return [(c, entry["key"], shown(entry["name"], entry["key"])) for c, entry in zip(connections, listed)]
+
+
+def at(base: str, key: str) -> str:
+    """A discovered item's key from the connection's key (see keyed)."""
+    return f"{base}[{NODE_KEY},{key}]"
 
 
 def queue_key(command: str, connection: str) -> str:
@@ -232,10 +255,9 @@ def expected_items(design: Design, connections: List[dict], reasons=()) -> Dict[
     reasons of their failures: (connection, queue, reason) tuples) are discovered."""
     tree = template_tree(design.name)["templates"][0]
     found = {i["key"]: i["name"] for i in tree["items"]}
-    for c in connections:
+    for c, key, name in keyed(connections):
         for p in tree["discovery_rules"][0]["item_prototypes"]:
-            found[p["key"].replace("{#CONNECTION.KEY}", key_form(c["name"]))] = \
-                p["name"].replace("{#CONNECTION}", c["name"])
+            found[p["key"].replace("{#CONNECTION.KEY}", key)] = p["name"].replace("{#CONNECTION}", name)
     for connection, queue, reason in reasons if design.one_poll else ():
         found[reason_key(connection, queue, reason)] = \
             f'Exalate: Connection "{connection}": Failed {KINDS[queue][1]} by reason {reason}'
@@ -297,26 +319,26 @@ def gone_reason(case: "Case", connection: str) -> Unsupported:
 def expected_values(case: Case) -> Dict[str, object]:
     """key -> the value the node's scenario says (a string, as Zabbix shows it), or Unsupported."""
     s = case.node.scenario
-    newest = {c["name"]: c for c in case.document()["connections"]} if case.design.one_poll else {}
+    newest = {c["key"]: c for c in case.document()["connections"]} if case.design.one_poll else {}
     want: Dict[str, object] = {node_key(PING_KEY): "1"}
     want.update({node_key(m.key): str(s[m.command]) for m in NODE_METRICS})
     if case.design.one_poll:
         want[node_key(CONNECTION_COUNT_KEY)] = str(len(s["connections"]))
-    for c in s["connections"]:
+    for c, key, _ in keyed(s["connections"]):
         for m in CONNECTION_METRICS:
-            want[connection_key(m.key, c["name"])] = (gone_reason(case, c["name"]) if c.get("removed")
-                                                      else str(c.get("queues", {}).get(m.command, 0)))
+            want[at(m.key, key)] = (gone_reason(case, c["name"]) if c.get("removed")
+                                    else str(c.get("queues", {}).get(m.command, 0)))
         if case.design.one_poll:
-            want[connection_key(STATUS_KEY, c["name"])] = str(STATUS_CODES[c["status"]])
+            want[at(STATUS_KEY, key)] = str(STATUS_CODES[c["status"]])
             for m in CONNECTION_METRICS:
                 # The simulator's queues start at syncEventId 1000 (the head), whatever order it lists them in.
                 # Items that store only changes never turn unsupported: a removed connection's have values too.
                 if m.in_flight:
-                    want[connection_key("exalate." + m.oldest_field, c["name"])] = \
+                    want[at("exalate." + m.oldest_field, key)] = \
                         Kept("1000" if c.get("queues", {}).get(m.command) else "0")
                 if m.last_field:
-                    listed = newest.get(c["name"], {})
-                    want[connection_key("exalate." + m.last_field, c["name"])] = Kept(
+                    listed = newest.get(key, {})
+                    want[at("exalate." + m.last_field, key)] = Kept(
                         "unknown: " + listed["failures"][m.field_name] if c.get("removed") else
                         newest_failure(listed[m.last_field]) if m.last_field in listed else "none")
     for (connection, queue, reason), count in case.reasons.items():
@@ -568,10 +590,21 @@ def test_discovery_makes_every_connection_s_items_under_its_real_name(case):
     # What the operator reads: the real name, quotes and all, not the key form.
     assert f'Exalate: Connection "{ODD}": Failed sync requests' in found.values()
     keys = set(found)
-    assert {queue_key(q, c["name"]) for c in case.connections for q in QUEUES} <= keys
+    connections = keyed(case.connections)
+    assert {at(BY_COMMAND[q].key, key) for _, key, _ in connections for q in QUEUES} <= keys
+    # Issue 15: the twins and the 10 KB name have items of their own, none refused: tagged keys, names that fit.
+    odd = [(key, name) for c, key, name in connections if c["name"] in (TWIN, LONG)]
+    assert len(odd) == (3 if case.design.one_poll else 1) and sum(is_tagged_key(key) for key, _ in odd) == \
+        len(odd) - (1 if case.design.one_poll else 0), odd
+    assert max(len(name) for name in found.values()) <= 255
     if case.design.one_poll:
         assert {node_key(RESPONSE_TIME_KEY), node_key(CONNECTION_COUNT_KEY)} <= keys
-        assert {connection_key(STATUS_KEY, c["name"]) for c in case.connections} <= keys
+        assert {at(STATUS_KEY, key) for _, key, _ in connections} <= keys
+        # The discovery script kept every digit of an id beyond 2^53 ({#CONNECTION.ID} in the description).
+        (twin,) = [key for c, key, _ in connections if c.get("id") == BIG_ID]
+        (item,) = case.zabbix.api("item.get", {"hostids": case.hostid, "output": ["description"],
+                                               "filter": {"key_": at(STATUS_KEY, twin)}})
+        assert f"id on the node: {BIG_ID}." in item["description"], item
 
 
 def test_zabbix_stores_the_node_s_numbers(case):
@@ -805,7 +838,7 @@ def test_a_node_that_is_not_ours_is_discovered_with_the_right_values(zabbix, env
                 if value is None:  # the seed's own example lacks a comma: reported, never counted
                     assert item["state"] == "1" and "is not valid JSON" in item["error"], item
                 else:
-                    assert item["state"] == "0" and item["lastvalue"] == str(value), (connection, queue, item)
+                    assert item["state"] == "0" and item["lastvalue"] == str(value), (connection, queue, item["error"])
         if case.design.one_poll:
             assert found[node_key(CONNECTION_COUNT_KEY)]["lastvalue"] == str(len(connections))
             for c in connections:
@@ -863,7 +896,7 @@ def test_agent_2_serves_our_userparameters_as_the_classic_agent_does(zabbix, nod
     for key, value in keys.items():
         assert zabbix.get(zabbix.agent2_port, key) == zabbix.get(zabbix.agent_port, key) == value, key
     rows = json.loads(zabbix.get(zabbix.agent2_port, f"exalate.discovery[{node}]"))
-    assert [r["{#CONNECTION}"] for r in rows] == [c["name"] for c in nodes[design.name].scenario["connections"]]
+    assert [r["{#CONNECTION}"] for r in rows] == [name for _, _, name in keyed(nodes[design.name].scenario["connections"])]
     gone = zabbix.get(zabbix.agent2_port, f"exalate.sync_requests[{node},Gone]")
     assert "connection 'Gone' not found" in gone and gone == zabbix.get(zabbix.agent_port,
                                                                         f"exalate.sync_requests[{node},Gone]")
@@ -873,7 +906,7 @@ def test_agent_2_serves_our_userparameters_as_the_classic_agent_does(zabbix, nod
     for document in documents:
         assert document.pop("response_time") > 0
     assert documents[0] == documents[1]
-    assert [c["name"] for c in documents[0]["connections"]] == [r["{#CONNECTION}"] for r in rows]
+    assert [shown(c["name"], c["key"]) for c in documents[0]["connections"]] == [r["{#CONNECTION}"] for r in rows]
 
 
 # --- what the operator sees in the frontend -----------------------------------------------------

@@ -10,7 +10,7 @@ from ..metrics import API_ROOT, CONFIGURED, CONNECTIONS_PATH, MONITOR, QUEUE, Me
 from ..runtime import Deadline
 from . import jsonstream
 from .auth import Authenticator, TokenCache
-from .names import key_form, listed_connection
+from .names import LongName, connection_name, is_tagged_key, key_form, listed_connections
 from ..httperrors import host, show
 from .transport import Body, Transport, text
 
@@ -62,7 +62,7 @@ class Node:
         return None if text is None else one_line(self.masker.mask(text), width)
 
     def connections(self) -> List[dict]:
-        """The node's connections (see names.listed_connection); the configured list if it cannot say."""
+        """The node's connections (see names.listed_connections); the configured list if it cannot say."""
         url = self.cfg.url + API_ROOT + CONNECTIONS_PATH
         try:
             response = self._get(url, QUEUE, None, missing_ok=True)
@@ -84,7 +84,16 @@ class Node:
             raise BadResponse(f"{show(url)} lists {len(found)} of the node's {total} connections (a paged "
                               f"answer, which zabbix-exalate cannot follow yet): list them in [{self.cfg.name}] of "
                               f"{self.cfg.source} as connections = one name a line, and report this")
-        return [listed_connection(**c) for c in found if c["name"]]  # a nameless entry cannot be queried: skip it
+        return listed_connections(c for c in found if c["name"])  # a nameless entry cannot be queried: skip it
+
+    def connection_named(self, arg: str) -> str:
+        """The connection's exact name from what a check was given: its name, its key form, or a tagged key, which
+        only the node's list (the connection that has it) can turn into a name."""
+        if is_tagged_key(arg):
+            for c in self.connections():
+                if c["key"] == arg:
+                    return c["name"]
+        return connection_name(arg)
 
     def url_for(self, metric: Metric, connection: Optional[str] = None) -> str:
         if metric.api == MONITOR and self.cfg.monitor_url:
@@ -93,6 +102,8 @@ class Node:
         if metric.per_connection:
             if not connection:
                 raise ConfigError(f"{metric.command} needs a connection name")
+            if isinstance(connection, LongName):
+                raise BadResponse(connection.reason)
             if any(part in (".", "..") for part in connection.split("/")):
                 # HTTP clients and servers resolve "." and ".." (even as %2E) as navigation, and a proxy that
                 # decodes %2F turns "x/../.." into it: the request would reach another endpoint (another
@@ -113,7 +124,7 @@ class Node:
             raise BadResponse(f"this node does not list its connections ({show(url)} answered HTTP 404): "
                               f"list them in [{self.cfg.name}] of {self.cfg.source} as connections = "
                               f"one name a line")
-        return [listed_connection(n, status=CONFIGURED) for n in self.cfg.connections]
+        return listed_connections({"name": n, "status": CONFIGURED} for n in self.cfg.connections)
 
     def _get(self, url: str, api: str, connection: Optional[str], missing_ok: bool = False) -> requests.Response:
         credential = self.auth.credential(api)

@@ -7,6 +7,7 @@ from typing import BinaryIO, Dict, List, Optional, Tuple
 import ijson  # yajl's C parser: validates and streams multi-gigabyte bodies at parser speed
 
 from ..errors import BadResponse, printable
+from .names import MAX_NAMES, kept_name
 
 MAX_COUNT = 2 ** 64 - 1  # what a Zabbix unsigned numeric item stores
 MAX_ID = 10 ** 64        # beyond any id (and longer numbers never reach the parser: transport.MAX_NUMBER)
@@ -75,8 +76,10 @@ def count_elements(body: BinaryIO, what: str, reason_field: Optional[str] = None
 
 def read_connections(body: BinaryIO, what: str) -> Tuple[List[dict], Optional[int]]:
     """The connections listed in body ({"total", "results": [...]} or a bare array), never more than
-    MAX_CONNECTIONS of them: [{"name", "id", "status", "remote"}] and the total the node announces."""
+    MAX_CONNECTIONS of them: [{"name", "id", "status", "remote"}] and the total the node announces. A name longer
+    than names.MAX_NAME is kept cut (names.LongName); names adding up to more than names.MAX_NAMES are refused."""
     entries: List[dict] = []
+    kept = 0  # characters of the names kept
     total = None
     # One frame per open object or array: [keys met so far, current key] for an object (a duplicate key is
     # refused), None for an array. A value's path is each frame's current key, or "item" in an array.
@@ -117,6 +120,14 @@ def read_connections(body: BinaryIO, what: str) -> Tuple[List[dict], Optional[in
             field = _CONNECTION_FIELDS.get(".".join(path[len(entry):]))
             if field == "id":
                 entries[-1]["id"] = _scalar(value)
+            elif field == "name":
+                name = kept_name(value) if isinstance(value, str) else None
+                kept += len(name or "")
+                if kept > MAX_NAMES:
+                    raise BadResponse(f"{what} lists connections whose names add up to more than {MAX_NAMES} "
+                                      f"characters ({len(entries)} connections so far): more than zabbix-exalate "
+                                      f"holds for one node, a broken or hostile answer")
+                entries[-1]["name"] = name
             elif field:
                 entries[-1][field] = value if isinstance(value, str) else None
     if not listed:

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                        DISCOVERY_KEY, ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY,
                        REASON_DISCOVERY_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
+from ..exalate.names import CUT, KEY_TAG, ROOM
 from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, DEFAULT_FORMAT, DEFAULT_TEMPLATE, GROUP,
                      GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design, connection_key, ctx,
                      master_key, node_key, tags)
@@ -141,15 +142,36 @@ def kept_connection_entry() -> List[dict]:
 
 
 # Zabbix runs preprocessing JavaScript in Duktape: ECMAScript 5.1 only.
-DISCOVERY_JS = """\
-var connections = JSON.parse(value).connections;
+# A connection's id may be beyond 2^53, where a JavaScript number (a double) loses digits: the ids of the document
+# are read as the text the node wrote. "id" then a colon is a key wherever it stands: in a JSON string each quote
+# is escaped.
+PARSE_JS = """\
+var connections = JSON.parse(value.replace(/("id"\\s*:\\s*)(-?[0-9][0-9.eE+-]*)/g, '$1"$2"')).connections;
 if (!Array.isArray(connections)) {
     throw 'the collected document lists no connections';
-}
+}"""
+
+# names.shown: the name Zabbix shows ({#CONNECTION}); for a tagged key, its first ROOM characters (counted as Zabbix
+# and Python count them: a surrogate pair is one), CUT when there are more, and the key's tag.
+SHOWN_JS = """\
+function shown(c) {
+    var at = c.key.lastIndexOf('%s');
+    if (at < 0) {
+        return c.name;
+    }
+    var end = 0;
+    for (var points = 0; points < %d && end < c.name.length; points++) {
+        var code = c.name.charCodeAt(end), next = c.name.charCodeAt(end + 1);
+        end += code >= 0xD800 && code <= 0xDBFF && next >= 0xDC00 && next <= 0xDFFF ? 2 : 1;
+    }
+    return (end < c.name.length ? c.name.slice(0, end) + '%s' : c.name) + ' (' + c.key.slice(at + 1) + ')';
+}""" % (KEY_TAG, ROOM, CUT.encode("unicode_escape").decode())
+
+DISCOVERY_JS = PARSE_JS + "\n" + SHOWN_JS + """
 // Only what identifies a connection: its queue numbers change every poll and would defeat discard-unchanged.
 return JSON.stringify(connections.map(function (c) {
     return {
-        name: c.name,
+        name: shown(c),
         key: c.key,
         id: c.id === null || c.id === undefined ? '' : String(c.id),
         status: typeof c.status === 'string' ? c.status : 'UNKNOWN'
@@ -183,11 +205,7 @@ return head && failure.message ? head + ': ' + failure.message : head || failure
 # The failure reasons of every connection, one row per (connection, kind of failure, reason).
 REASON_KINDS = [(m.alarm.noun.split()[0].rstrip("s"), m.alarm.noun, m.field_name, m.reasons_field)
                 for m in CONNECTION_METRICS if m.reasons_field]  # ("sync", "syncs", "error_responses", "error_reasons")
-REASON_DISCOVERY_JS = """\
-var connections = JSON.parse(value).connections;
-if (!Array.isArray(connections)) {
-    throw 'the collected document lists no connections';
-}
+REASON_DISCOVERY_JS = PARSE_JS.replace("%", "%%") + "\n" + SHOWN_JS.replace("%", "%%") + """
 var kinds = %s;
 var rows = [];
 connections.forEach(function (c) {
@@ -195,7 +213,7 @@ connections.forEach(function (c) {
         var reasons = c[kind[3]];
         if (reasons !== null && typeof reasons === 'object') {
             Object.keys(reasons).forEach(function (reason) {
-                rows.push({connection: c.name, key: c.key, kind: kind[0], kind_name: kind[1], queue: kind[2],
+                rows.push({connection: shown(c), key: c.key, kind: kind[0], kind_name: kind[1], queue: kind[2],
                            reasons: kind[3],
                            reason: reason, reason_key: encodeURIComponent(reason).replace(/[!'()*~]/g, function (ch) {
                                return '%%' + ch.charCodeAt(0).toString(16).toUpperCase();
@@ -455,7 +473,8 @@ def connection_items(d: Design) -> List[dict]:
         prototypes.append(item(
             d, "status", f'Exalate: Connection "{CONNECTION}": Status', connection_key(STATUS_KEY),
             f"The connection's status as the node reports it: {codes}, {OTHER_STATUS} any other. CONFIGURED: "
-            "named in the configuration file because the node lists no connections.", "health", connection=True,
+            "named in the configuration file because the node lists no connections. The connection's id on the node: "
+            "{#CONNECTION.ID}.", "health", connection=True,
             valuemap={"name": STATUS_VALUEMAP}, triggers=status_triggers(d),
             preprocessing=connection_entry() + [step("JSONPATH", "$.status"), step("JAVASCRIPT", status_js())]))
     return prototypes
