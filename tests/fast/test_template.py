@@ -562,9 +562,19 @@ def test_triggers_use_the_template_items_and_depend_on_node_unreachable(name):
         if trig.findtext("name") not in ("Exalate: Node is unreachable", "Exalate: No data from the checks",
                                          REFUSED_PROBLEM):
             assert "Exalate: Node is unreachable" in depends, trig.findtext("name")
-        if name in ONE_POLL and trig.findtext("name") not in ("Exalate: No data from the checks", REFUSED_PROBLEM):
+        if name in ONE_POLL and trig.findtext("name") not in ("Exalate: No data from the checks", REFUSED_PROBLEM,
+                                                              "Exalate: Node is unreachable"):
             # Refused credentials make every value unreadable, the node answering all the same.
             assert REFUSED_PROBLEM in depends, trig.findtext("name")
+        if name in ONE_POLL and trig.findtext("name") == "Exalate: Node is unreachable":
+            # A condition, not a dependency (which would keep it open once the node answers refusing us).
+            assert trig.findtext("expression").endswith(
+                f" and last(/{name}/exalate.credentials[{{$EXALATE.NODE}}])<>0"), trig.findtext("expression")
+        if name in ONE_POLL and '"{#CONNECTION}"' in trig.findtext("name") and "/exalate.status[" not in \
+                trig.findtext("expression").rsplit(" and ", 1)[0]:
+            # A removed connection's other problems neither open nor stay open: a condition on its status.
+            assert trig.findtext("expression").endswith(
+                f" and last(/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}])<>6"), trig.findtext("name")
         assert (trig.findtext("manual_close") == "YES") == (trig.findtext("name") in NO_DATA), trig.findtext("name")
     # Thresholds of a connection can be overridden for that connection alone.
     for trig in el.findall(".//trigger_prototypes/trigger_prototype"):

@@ -225,8 +225,9 @@ LLD_MACRO_PATHS = (("{#CONNECTION}", "$.name"), (CONNECTION_KEY, "$.key"), ("{#C
 def node_down(d: Design) -> dict:
     expression = f"max({d.ref(node_key(PING_KEY))},{{$EXALATE.DOWN.PERIOD}})=0"
     if d.one_poll:
-        # A node that refuses our credentials answers: that is "Credentials refused", never this too. The condition
-        # (beside the dependency) also resolves this problem when an unreachable node comes back refusing them.
+        # A node that refuses our credentials answers: that is "Credentials refused", never this too. A condition,
+        # not a dependency: Zabbix leaves a trigger whose master is in problem as it was (measured on 6.0.14), so a
+        # dependency would keep this problem open when an unreachable node comes back refusing our credentials.
         expression += f" and last({d.ref(node_key(CREDENTIALS_KEY))})<>{CREDENTIAL_CODES[REFUSED]}"
     return {"name": "Exalate: Node is unreachable", "expression": expression}
 
@@ -249,14 +250,16 @@ def removed(d: Design) -> dict:
 
 def not_removed(d: Design) -> str:
     """One poll: the condition a connection's other problems add, so that a removed connection shows only that it
-    was removed. A dependency alone keeps a problem that was open before the removal: this resolves it (the
+    was removed. A condition, not a dependency: Zabbix leaves a trigger whose master is in problem as it was
+    (measured on 6.0.14: a backlog problem open before the removal stayed open beside it); this resolves it (the
     queue's own item is then unsupported, and "unknown and false" is false)."""
     return f" and last({d.ref(connection_key(STATUS_KEY))})<>{STATUS_CODES[REMOVED]}" if d.one_poll else ""
 
 
 def connection_blind(d: Design) -> Tuple[dict, ...]:
-    """What a connection's problems depend on: the node's, and in one poll its removal."""
-    return node_blind(d) + ((removed(d),) if d.one_poll else ())
+    """What a connection's problems depend on: what the node's depend on (its removal is a condition, see
+    not_removed)."""
+    return node_blind(d)
 
 
 def trigger(d: Design, slug: str, expression: str, name: str, priority: str, description: str,
@@ -357,8 +360,7 @@ def node_items(d: Design) -> List[dict]:
         d, "ping", "Exalate: Node reachable", ping, ping_description, "health", valuemap={"name": VALUEMAP},
         # No failure check here: a node that is down is a 0, which "Node is unreachable" counts on.
         preprocessing=[step("JSONPATH", "$.ping")] if d.one_poll else None, triggers=[
-            trigger(d, "node-down", down["expression"], down["name"], "HIGH",
-                    depends=(credentials_refused(d),) if d.one_poll else (),
+            trigger(d, "node-down", down["expression"], down["name"], "HIGH", depends=(),
                     event_name="Exalate: Node is unreachable for {$EXALATE.DOWN.PERIOD}",
                     description="Every check of the node failed for {$EXALATE.DOWN.PERIOD}: it is down, "
                     "unreachable, failing or too slow" + (" (refused credentials are a problem of their own)"
