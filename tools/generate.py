@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's package, whatever is installed
 
+from zabbix_exalate.metrics import METRICS  # noqa: E402
 from zabbix_exalate.zabbix.content import MACROS, template_tree  # noqa: E402
 from zabbix_exalate.zabbix.design import DESIGNS, FORMATS  # noqa: E402
 from zabbix_exalate.zabbix.export import template_xml  # noqa: E402
@@ -52,6 +53,9 @@ def tables() -> Dict[str, str]:
     """Every generated table, by the name its block carries: "macros:agent", ..., "keys"."""
     found = {"keys": _table(("Key", "Command the agent runs"),
                             ((f"`{k}[*]`", f"`{c}`") for k, c in userparameters()))}
+    found["vocabulary"] = _table(("Name", "Command", "Item key", "Column in `status`"), (
+        (m.name, f"`{m.command}`", f"`{m.key}`", " / ".join(m.heading) if m.per_connection else m.command)
+        for m in METRICS))
     for d in DESIGNS:
         tree = template_tree(d.name)["templates"][0]
         rules = tree["discovery_rules"]

@@ -184,7 +184,7 @@ def _make_check(metric):
         _say_value(str(_run(settings, lambda node: measure(node, metric.command, connection, reason))))
 
     params = []
-    help_text = f"{metric.title}: GET {metric.path}"
+    help_text = f"{metric.name}: GET {metric.path}"
     if metric.per_connection:
         params.append(click.Argument(["connection"]))
         help_text += ". CONNECTION is its exact name or the key form that discover prints."

@@ -4,14 +4,15 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .checks import node_reads, ping_field
-from .errors import CheckError
+from .errors import AuthError, CheckError, ConnectionNotFound
 from .exalate.api import Node
 from .exalate.jsonstream import Failure, Queue
-from .metrics import CONNECTION_METRICS, CONNECTIONS_FIELD as CONNECTIONS, NODE_METRICS, Metric
+from .metrics import (ACCEPTED, CONNECTION_METRICS, CONNECTIONS_FIELD as CONNECTIONS, CREDENTIALS_FIELD, NODE_METRICS,
+                      REFUSED, REMOVED, UNKNOWN_CREDENTIALS, Metric)
 from .runtime import Pool
 
 # The document's fields in the order it prints them.
-NODE_ORDER = ("ping", "response_time") + tuple(m.field_name for m in NODE_METRICS) + (CONNECTIONS,)
+NODE_ORDER = ("ping", "response_time", CREDENTIALS_FIELD) + tuple(m.field_name for m in NODE_METRICS) + (CONNECTIONS,)
 CONNECTION_ORDER = ("name", "key", "id", "status", "remote") + tuple(
     f for m in CONNECTION_METRICS for f in (m.field_name, m.oldest_field, m.reasons_field, m.last_field,
                                             m.newest_field) if f)
@@ -42,6 +43,7 @@ class _Entry:
     def __init__(self, values: Optional[dict] = None):
         self.values: Dict[str, object] = values or {}
         self.failures: Dict[str, str] = {}
+        self.kinds: Dict[str, type] = {}  # the class of each failure (AuthError, ConnectionNotFound...)
         self.asked = False  # a connection whose queues are read (collect's only leaves the others out)
 
     def as_dict(self, order) -> dict:
@@ -67,10 +69,11 @@ class Collection:
                fields: Optional[Callable[[object], dict]] = None):
         """Run read() and keep its value (as the fields fields(value) gives, when given), or the reason it has
         none under field; returns the value (None on failure)."""
+        kind: type = Exception
         try:
             value = read()
         except CheckError as exc:
-            reason = exc.message
+            reason, kind = exc.message, type(exc)
         except Exception as exc:  # a bug of ours: this value is lost, not the run
             reason = f"internal error, please report it: {type(exc).__name__}: {exc}"
         else:
@@ -81,6 +84,7 @@ class Collection:
         with self.lock:
             if not self.closed:
                 entry.failures[field] = reason
+                entry.kinds[field] = kind
         return None
 
     def document(self) -> dict:
@@ -205,8 +209,15 @@ def _close(found: Collection, fields: List[str], ping: str) -> None:
         if node.values.get("ping") != 1:
             node.values["ping"] = 0
             node.failures["ping"] = node.failures["response_time"] = node.failures.get(ping, late)
+        # Refused credentials are not a node that is down: the templates tell the two apart by this field.
+        node.values[CREDENTIALS_FIELD] = (ACCEPTED if node.values["ping"] == 1 else
+                                          REFUSED if issubclass(node.kinds.get(ping, Exception), AuthError) else
+                                          UNKNOWN_CREDENTIALS)
         queues = [m.field_name for m in CONNECTION_METRICS]
         for entry in found.connections or ():
             for queue in queues if entry.asked else ():
                 if queue not in entry.values and queue not in entry.failures:
                     entry.failures[queue] = late
+            if any(issubclass(kind, ConnectionNotFound) for kind in entry.kinds.values()):
+                # The node's own answer that the other side removed it: whatever state the list still gives.
+                entry.values["status"] = REMOVED

@@ -8,7 +8,7 @@ from typing import List
 
 from .compact import general_reason
 from .errors import printable
-from .metrics import CONNECTION_METRICS, NODE_METRICS
+from .metrics import CONNECTION_METRICS, CREDENTIALS_FIELD, NODE_METRICS, REFUSED, REMOVED
 
 WIDTH = 80
 MAX_ROWS = 40  # connections in the table, and reasons of those left out of it
@@ -35,7 +35,7 @@ def status_text(doc: dict, node: str) -> str:
                 "each with every value read and no failed sync") + ": 'status --connection NAME' shows one")
         heads = [line for c in shown for line in _wrap(_heads(c))]
         if heads:
-            lines += ["", "Oldest event waiting (syncs/files) and newest failure:"] + heads
+            lines += ["", "Oldest event waiting (syncs/attachments) and newest failure:"] + heads
     reasons = _reasons(doc, shown, hidden)
     if reasons:
         lines += ["", f"Could not read ({UNREAD} above):"] + reasons
@@ -53,7 +53,7 @@ def _worth_a_look(connections: List[dict]):
 
 
 def _troubled(c: dict) -> bool:
-    return "failures" in c or c.get("status") == "ERROR" or any(
+    return "failures" in c or c.get("status") in ("ERROR", REMOVED) or any(
         c.get(m.field_name) for m in CONNECTION_METRICS if m.reason_field)
 
 
@@ -64,21 +64,21 @@ def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
     lines = [_headline(doc, node), _figures(doc), ""]
     about = ", ".join(inert(v) for v in (c.get("status"), c.get("id") is not None and f"id {c['id']}",
                                          c.get("remote")) if v)
-    lines += [f"Connection {inert(c['name'])} ({about})", f"  {'queue':<18}{'size':>8}{'oldest':>12}"]
+    lines += [f"Connection {inert(c['name'])} ({about})", f"  {'queue':<30}{'size':>8}{'oldest':>12}"]
     for m in CONNECTION_METRICS:
         size = inert(c.get(m.field_name, UNREAD))
         oldest = UNREAD if size == UNREAD else inert(c.get(m.oldest_field, EMPTY))
-        lines.append(f"  {queue_label(m):<18}{padded(size, 8, right=True)}{padded(oldest, 12, right=True)}")
+        lines.append(f"  {queue_label(m):<30}{padded(size, 8, right=True)}{padded(oldest, 12, right=True)}")
     for m in CONNECTION_METRICS:
         if not m.reason_field or m.field_name not in c:
             continue
         by_reason = ", ".join(f"{inert(reason)} {inert(count)}" for reason, count in
                               sorted(c.get(m.reasons_field, {}).items(), key=lambda rc: (-rc[1], rc[0])))
-        lines += [""] + _wrap(f"{queue_label(m).capitalize()} by reason: {by_reason or 'none'}", indent="")
+        lines += [""] + _wrap(f"{queue_label(m)} by reason: {by_reason or 'none'}", indent="")
         newest = c.get(m.newest_field, [])
         if newest:
             more = f" of {c[m.field_name]}" if c[m.field_name] > len(newest) else ""
-            lines.append(f"{queue_label(m).capitalize()}, newest first ({len(newest)}{more}, at most {shown} shown):")
+            lines.append(f"{queue_label(m)}, newest first ({len(newest)}{more}, at most {shown} shown):")
             lines += [line for f in newest for line in _wrap(_failure(f, with_id=True))]
     reasons = _reasons({}, [c], [])
     if reasons:
@@ -87,8 +87,8 @@ def connection_text(doc: dict, node: str, position: int, shown: int) -> str:
 
 
 def queue_label(metric) -> str:
-    group, kind = metric.column
-    return f"{group} ({kind})"
+    """A queue as `status --connection` and the demo name it: the metric's one name."""
+    return metric.name
 
 
 def _heads(c: dict) -> str:
@@ -123,6 +123,8 @@ def _wrap(line: str, indent: str = "  ") -> List[str]:
 def _headline(doc: dict, node: str) -> str:
     if doc.get("ping") == 1:
         return f"Exalate node [{inert(node)}]: up, answered in {doc['response_time']:.3f} s"
+    if doc.get(CREDENTIALS_FIELD) == REFUSED:
+        return f"Exalate node [{inert(node)}]: CREDENTIALS REFUSED (the node answers, but not to us)"
     return f"Exalate node [{inert(node)}]: DOWN"
 
 
@@ -136,7 +138,7 @@ def _figures(doc: dict) -> str:
 def _table(connections: List[dict]) -> List[str]:
     # Two header lines per queue column: what the queue holds, in the words of Exalate's Sync Queue.
     fields = [m.field_name for m in CONNECTION_METRICS]
-    headers = [m.column for m in CONNECTION_METRICS]
+    headers = [m.heading for m in CONNECTION_METRICS]
     # Widths measured on what is shown (escapes included), in a terminal's columns.
     rows = [[inert(c["name"]), inert(c.get("status", "")), *(inert(c.get(f, UNREAD)) for f in fields)]
             for c in connections]

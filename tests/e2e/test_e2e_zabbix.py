@@ -16,10 +16,11 @@ import pytest
 
 import frontend_shots
 from e2e_support import Feeder, LiveNode, wait_for
-from helpers import PASSWORD, USER, config_file, require_binary, run_cli
+from helpers import PASSWORD, USER, config_file, macro_names, misplaced_macros, require_binary, run_cli
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
-                                    NODE_METRICS, PING_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
+                                    CREDENTIAL_STATES, CREDENTIALS_KEY, NODE_METRICS, PING_KEY, REASON_KEY,
+                                    RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import is_tagged_key, key_form, listed_connections, shown
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
 from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
@@ -48,6 +49,7 @@ BIG_ID = 2 ** 53 + 1
 LONG = "Long " + "L" * 10235
 QUEUES = tuple(m.command for m in CONNECTION_METRICS)  # the order of the numbers below
 STATUS_CODES = dict(CONNECTION_STATUSES)
+CREDENTIAL_CODES = dict(CREDENTIAL_STATES)
 PERIOD = "12s"  # every FAST period: event names show it
 # What one collection may take: more than the 2.5 s default, for a 2-core machine busy with Zabbix, PostgreSQL,
 # the per-check processes and this suite's nodes. The stack's agents wait 10 s.
@@ -227,7 +229,7 @@ def poke(zabbix: Stack, hostid: str, design: Design, every_item: bool = False) -
 
 
 # The kinds of failure the reasons' discovery tells apart: {#KIND} and {#KIND.NAME}, and the queue of each.
-KINDS = {"error-responses": ("sync", "syncs"), "blob-error-responses": ("attachment", "attachment syncs")}
+KINDS = {"error-responses": ("sync", "Failed syncs"), "blob-error-responses": ("attachment", "Failed attachments")}
 DEFAULT_REASONS = {"error-responses": "NO_ISSUE_TO_CONNECT_TO", "blob-error-responses": "CHECKSUM_MISMATCH"}
 
 
@@ -260,7 +262,7 @@ def expected_items(design: Design, connections: List[dict], reasons=()) -> Dict[
             found[p["key"].replace("{#CONNECTION.KEY}", key)] = p["name"].replace("{#CONNECTION}", name)
     for connection, queue, reason in reasons if design.one_poll else ():
         found[reason_key(connection, queue, reason)] = \
-            f'Exalate: Connection "{connection}": Failed {KINDS[queue][1]} by reason {reason}'
+            f'Exalate: {KINDS[queue][1]} by reason {reason}, connection "{connection}"'
     return found
 
 
@@ -324,12 +326,14 @@ def expected_values(case: Case) -> Dict[str, object]:
     want.update({node_key(m.key): str(s[m.command]) for m in NODE_METRICS})
     if case.design.one_poll:
         want[node_key(CONNECTION_COUNT_KEY)] = str(len(s["connections"]))
+        want[node_key(CREDENTIALS_KEY)] = str(CREDENTIAL_CODES["accepted"])
     for c, key, _ in keyed(s["connections"]):
         for m in CONNECTION_METRICS:
             want[at(m.key, key)] = (gone_reason(case, c["name"]) if c.get("removed")
                                     else str(c.get("queues", {}).get(m.command, 0)))
         if case.design.one_poll:
-            want[at(STATUS_KEY, key)] = str(STATUS_CODES[c["status"]])
+            # The node lists a removed connection as it was; its queues' "not found" make it REMOVED.
+            want[at(STATUS_KEY, key)] = str(STATUS_CODES["REMOVED" if c.get("removed") else c["status"]])
             for m in CONNECTION_METRICS:
                 # The simulator's queues start at syncEventId 1000 (the head), whatever order it lists them in.
                 # Items that store only changes never turn unsupported: a removed connection's have values too.
@@ -588,7 +592,7 @@ def test_discovery_makes_every_connection_s_items_under_its_real_name(case):
     found = {key: item["name"] for key, item in case.items().items()}
     assert found == want
     # What the operator reads: the real name, quotes and all, not the key form.
-    assert f'Exalate: Connection "{ODD}": Failed sync requests' in found.values()
+    assert f'Exalate: Failed syncs, connection "{ODD}"' in found.values()
     keys = set(found)
     connections = keyed(case.connections)
     assert {at(BY_COMMAND[q].key, key) for _, key, _ in connections for q in QUEUES} <= keys
@@ -643,12 +647,14 @@ def test_a_failing_endpoint_makes_exactly_its_item_unsupported_with_our_reason(c
 
 
 @only("one poll", "no document: a connection that is no longer listed keeps being asked for, as Gone is")
-def test_a_connection_the_node_no_longer_lists_turns_unsupported_with_the_template_s_reason(case):
-    mine = {connection_key(m.key, ODD) for m in CONNECTION_METRICS} | {connection_key(STATUS_KEY, ODD)}
+def test_a_connection_the_node_no_longer_lists_is_removed_and_its_items_say_why(case):
+    mine = {connection_key(m.key, ODD) for m in CONNECTION_METRICS}
+    removed = removed_problem(ODD)
     with case.node.connection_changed(ODD, listed=False):
         began = time.time()
         want = {k: v for k, v in expected_values(case).items()}
         want.update({key: Unsupported(exact=CONNECTION_GONE) for key in mine})
+        want[connection_key(STATUS_KEY, ODD)] = str(STATUS_CODES["REMOVED"])
         # The items that store only changes: no head, and the newest failure unknown, saying why.
         want.update({connection_key("exalate." + m.oldest_field, ODD): Kept("0")
                      for m in CONNECTION_METRICS if m.in_flight})
@@ -657,8 +663,22 @@ def test_a_connection_the_node_no_longer_lists_turns_unsupported_with_the_templa
             for m in CONNECTION_METRICS if m.last_field})
         settle("the unlisted connection's items turned unsupported, the others kept their values", case, want,
                since=began)
+        # Its problem says what happened, and it alone: its backlog problem (5 over its own 2) resolves.
+        wait_for("the removed problem alone for the unlisted connection",
+                 lambda: problems_of(case, ODD) == [removed], detail=lambda: problems_of(case, ODD))
     settle("the connection's items have values again once it is listed", case, expected_values(case),
            since=time.time())
+    wait_for("the removed problem resolved once the connection is listed again",
+             lambda: removed not in case.problems(), detail=case.problems)
+
+
+def removed_problem(connection: str) -> str:
+    return f'Exalate: Connection "{connection}" was removed or renamed on the other side'
+
+
+def problems_of(case: Case, connection: str) -> List[str]:
+    """The open problems of one connection."""
+    return [p for p in case.problems() if f'"{connection}"' in p]
 
 
 # --- problems -----------------------------------------------------------------------------------
@@ -672,20 +692,31 @@ def test_connection_problems_follow_their_thresholds(case):
         return name + (": " + newest_failure(listed[connection][field]) if case.design.one_poll else "")
 
     expected = {failed("AllContent", "syncs", "last_error"),
-                failed("AllContent", "attachment syncs", "last_blob_error"),
+                failed("AllContent", "attachments", "last_blob_error"),
                 failed(ADO, "syncs", "last_error"),
-                f'Exalate: Connection "{ADO}": Sync backlog is high (over 10 for 12s)',
-                f'Exalate: Connection "{ODD}": Sync backlog is high (over 2 for 12s)',
-                'Exalate: Connection "Gone": No data for 30s'}
+                f'Exalate: Connection "{ADO}": High backlog of syncs to send (over 10 for 12s)',
+                f'Exalate: Connection "{ODD}": High backlog of syncs to send (over 2 for 12s)'}
     if case.design.one_poll:
+        # The node's own "not found ... removed" answer: that problem alone for the connection (its queues unread
+        # for longer than its 30 s of no data meanwhile), and its status item says so.
         expected |= {'Exalate: Connection "Paused": Connection is deactivated for 12s',
-                     'Exalate: Connection "Broken": Connection is in error for 12s'}
+                     'Exalate: Connection "Broken": Connection is in error for 12s', removed_problem("Gone")}
+    else:
+        expected.add('Exalate: Connection "Gone": No data for 30s')  # no status item to tell more
     found = wait_for("the connections' problems opened", lambda: expected <= set(case.problems()) and case.problems(),
                      detail=lambda: f"missing: {sorted(expected - set(case.problems()))}")
     # 40 queued is over the connection's own 10, not the template's 50, and 5 over the odd name's own 2;
     # "Paused" holds 300 but is deactivated, and a deactivated connection queues by design.
     assert sorted(p for p in found if "backlog" in p) == sorted(p for p in expected if "backlog" in p)
     assert set(found) <= expected, "problems nobody asked for"
+    if case.design.one_poll:
+        assert problems_of(case, "Gone") == [removed_problem("Gone")]
+        status = case.items()[connection_key(STATUS_KEY, "Gone")]
+        assert status["lastvalue"] == str(STATUS_CODES["REMOVED"]), status
+        # The no-data trigger of Gone would be true by now: it is its condition on the status that keeps it off.
+        (nodata,) = case.zabbix.api("trigger.get", {"hostids": case.hostid, "output": ["value", "expression"],
+                                                    "search": {"description": 'Connection "Gone": No data'}})
+        assert nodata["value"] == "0", nodata
     if case.design.one_poll:
         # What the operator reads: the issue, the reason and the message of the newest failure, in the problem's
         # name (checked above, word for word) and its operational data.
@@ -701,7 +732,7 @@ def test_connection_problems_follow_their_thresholds(case):
         assert trigger["opdata"] == "Failed: {ITEM.LASTVALUE1}", trigger
         assert case.items()[connection_key("exalate.last_error", ADO)]["lastvalue"] == newest
     # Once the other side catches up, the backlog problem resolves; the others stay.
-    backlog = f'Exalate: Connection "{ADO}": Sync backlog is high (over 10 for 12s)'
+    backlog = f'Exalate: Connection "{ADO}": High backlog of syncs to send (over 10 for 12s)'
     queues = next(c["queues"] for c in case.connections if c["name"] == ADO)
     with case.node.connection_changed(ADO, queues={**queues, "sync-requests": 3}):
         wait_for("the backlog problem resolved once the queue drained", lambda: backlog not in case.problems(),
@@ -713,10 +744,33 @@ def test_deactivated_connections_get_no_backlog_triggers(case):
     names = [t["description"] for t in case.zabbix.api("trigger.get", {
         "hostids": case.hostid, "output": ["description"], "expandDescription": True})]
     for connection in ("AllContent", ODD):  # the odd name's context, quotes and all, made a valid trigger
-        assert f'Exalate: Connection "{connection}": Sync backlog is high' in names
-        assert f'Exalate: Connection "{connection}": Sync backlog is very high' in names
+        assert f'Exalate: Connection "{connection}": High backlog of syncs to send' in names
+        assert f'Exalate: Connection "{connection}": Very high backlog of syncs to send' in names
     assert 'Exalate: Connection "Paused": Failed syncs' in names
     assert not [n for n in names if '"Paused"' in n and "backlog" in n]
+
+
+def test_every_trigger_description_reads_as_written_once_zabbix_expands_it(case):
+    """Zabbix expands the macros of a trigger's description: only where a value is meant ("for 12s"); a macro the
+    operator must change is named without braces, and stays so."""
+    raw = {t["triggerid"]: t for t in case.zabbix.api("trigger.get", {
+        "hostids": case.hostid, "output": ["comments", "description"]})}
+    shown = case.zabbix.api("trigger.get", {"hostids": case.hostid, "output": ["comments"], "expandComment": True})
+    assert len(shown) == len(raw) > 10
+    named = set()
+    for t in shown:
+        written, expanded = raw[t["triggerid"]]["comments"], t["comments"]
+        assert written and not misplaced_macros(written), (raw[t["triggerid"]]["description"], written)
+        assert "{$" not in expanded and "docs/" not in expanded, expanded  # every value use got its value
+        # What names a macro reaches the operator as written: no value stands where the name was meant.
+        assert macro_names(expanded) == macro_names(written), (written, expanded)
+        named.update(macro_names(expanded))
+    if case.design.one_poll:
+        (deactivated,) = [t["comments"] for t in shown
+                          if raw[t["triggerid"]]["description"].endswith('"Paused": Connection is deactivated')]
+        assert "EXALATE.DEACTIVATED.CONTROL" in deactivated and "^DEACTIVATED$" not in deactivated, deactivated
+        assert " 1 to 0" not in deactivated, deactivated
+        assert {"EXALATE.DEACTIVATED.CONTROL", "EXALATE.BACKLOG.IGNORE.STATUS", "EXALATE.LLD.LIFETIME"} <= named
 
 
 def test_a_problem_opens_when_errors_appear_and_resolves_when_they_clear(case):
@@ -759,8 +813,8 @@ def test_a_stuck_queue_opens_its_problem_and_resolves_when_its_head_moves(case):
     """ADO's queues hold events whose oldest does not move: stuck, however few. AllContent's move all along: never
     stuck, however long they are watched."""
     moving = {m.command: 600 for m in CONNECTION_METRICS if m.in_flight}  # ten events a second go through
-    stuck = {f'Exalate: Connection "{ADO}": Sync requests are stuck (oldest event 1000 waiting for 12s)',
-             f'Exalate: Connection "{ADO}": Sync responses are stuck (oldest event 1000 waiting for 12s)'}
+    stuck = {f'Exalate: Connection "{ADO}": Syncs to send are stuck (oldest event 1000 waiting for 12s)',
+             f'Exalate: Connection "{ADO}": Sync answers to process are stuck (oldest event 1000 waiting for 12s)'}
     macros = case.zabbix.api("usermacro.create", [
         {"hostid": case.hostid, "macro": context("{$EXALATE.STUCK.PERIOD}", name), "value": PERIOD}
         for name in (ADO, "AllContent")])["hostmacroids"]
@@ -771,7 +825,7 @@ def test_a_stuck_queue_opens_its_problem_and_resolves_when_its_head_moves(case):
             assert not [p for p in found if "stuck" in p and p not in stuck], found
             problems = {p["name"]: p for p in case.zabbix.api("problem.get", {"hostids": case.hostid,
                                                                                "output": "extend"})}
-            requests = problems[min(stuck)]
+            requests = problems[f'Exalate: Connection "{ADO}": Syncs to send are stuck (oldest event 1000 waiting for 12s)']
             print(f"problem.get on Zabbix {case.zabbix.zabbix_version}:", json.dumps(requests))  # shown with -s
             if "opdata" in requests:
                 assert requests["opdata"] == "Waiting: 40, oldest event: 1000", requests
@@ -879,6 +933,35 @@ def test_node_unreachable_opens_when_the_node_stops_and_resolves_when_it_is_back
             sent = case.feeder.since(began)
             assert sent and all(ran.code == 0 and "ping 0" in ran.stdout for ran in sent), sent
     wait_for("the node-unreachable problem resolved", lambda: unreachable not in case.problems(),
+             detail=case.problems)
+    if not case.design.one_poll:
+        return  # the per-check template has no document to tell refused credentials apart: "unreachable" says both
+    # The node answers, but refuses our credentials (a password changed, a secret rotated on the node).
+    refused = "Exalate: Credentials refused by the node"
+    with case.node.changed(credentials={"jwt_secret": "rotated-secret-0123456789abcdef0123", "user": "monitor",
+                                        "password": "rotated-pa55"}):
+        ran = run_cli("--node", case.section, "--timeout", COLLECT_TIMEOUT, "collect", env=case.node_env)
+        doc = json.loads(ran.stdout)
+        assert (doc["ping"], doc["credentials"]) == (0, "refused") and "HTTP 401" in doc["failures"]["ping"], doc
+        wait_for("the credentials-refused problem opened", lambda: refused in case.problems(), detail=lambda: (
+            f"problems: {case.problems()}; credentials item: {case.items()[node_key(CREDENTIALS_KEY)]}"))
+        # Long enough for "Node is unreachable" to open were it not for the refusal: the ping has been 0 for more
+        # than its period, polled every few seconds meanwhile.
+        since = time.time()
+        wait_for("the ping at 0 for longer than the unreachable period, and no unreachable problem", lambda: (
+            unreachable not in case.problems() and time.time() - since > 12 + 2 * case.interval), every=2,
+            seconds=60, detail=case.problems)
+        found = case.items()
+        assert found[node_key(PING_KEY)]["lastvalue"] == "0" and found[node_key(CREDENTIALS_KEY)]["lastvalue"] == \
+            str(CREDENTIAL_CODES["refused"]), found[node_key(CREDENTIALS_KEY)]
+        assert unreachable not in case.problems()
+        (problem,) = [p for p in case.zabbix.api("problem.get", {"hostids": case.hostid, "output": "extend"})
+                      if p["name"] == refused]
+        (trigger,) = case.zabbix.api("trigger.get", {"triggerids": problem["objectid"], "output": ["comments"],
+                                                     "expandComment": True})
+        # What to do, in the description itself: the section to edit, with its name filled in.
+        assert f"section {case.section} of /etc/zabbix/zabbix_exalate.conf" in trigger["comments"], trigger
+    wait_for("the credentials-refused problem resolved", lambda: refused not in case.problems(),
              detail=case.problems)
 
 

@@ -103,6 +103,15 @@ def test_a_removed_connection_carries_not_found_for_each_queue(cli):
     assert gone["name"] == "Gone" and set(gone["failures"]) == set(QUEUES.values())
     assert all("not found" in reason for reason in gone["failures"].values())
     assert not set(QUEUES.values()) & set(gone), "no number stands in for a queue that could not be read"
+    # The node still lists it as ACTIVE; its own "not found ... removed" answer says what it is.
+    assert gone["status"] == "REMOVED"
+
+
+def test_only_the_node_s_not_found_answer_makes_a_connection_removed(cli, sim):
+    sim.simulator.update(faults=[{"path": "2.4/relations/AllContent/syncevents/syncrequests", "status": 503}])
+    doc = document(cli("collect"))
+    assert [c["status"] for c in doc["connections"]] == ["ACTIVE", "REMOVED"]
+    assert "HTTP 503" in doc["connections"][0]["failures"]["sync_requests"]
 
 
 def test_a_node_that_is_down_is_a_document_with_ping_0(write_config, cli, sim):
@@ -110,7 +119,9 @@ def test_a_node_that_is_down_is_a_document_with_ping_0(write_config, cli, sim):
     sim.stop()
     doc = document(cli("collect", config_path=path))
     assert doc["ping"] == 0
-    assert set(doc) == {"ping", "failures"}
+    assert set(doc) == {"ping", "credentials", "failures"}
+    # No list: nothing says any connection was removed; no answer: nothing says the credentials were refused.
+    assert doc["credentials"] == "unknown"
     assert set(doc["failures"]) == {"ping", "response_time", "errors", "outgoing", "incoming", "connections"}
     assert all("cannot connect" in reason for reason in doc["failures"].values())
 
@@ -118,6 +129,21 @@ def test_a_node_that_is_down_is_a_document_with_ping_0(write_config, cli, sim):
 def test_wrong_credentials_are_reasons_not_numbers(write_config, cli):
     doc = document(cli("collect", config_path=write_config(password="wrong", jwt_secret="wrong-secret")))
     assert doc["ping"] == 0 and "HTTP 401" in doc["failures"]["ping"]
+    assert doc["credentials"] == "refused"
+    # Refused by the login too (POST 4.0/authenticate), with basic auth left out.
+    doc = document(cli("collect", config_path=write_config(drop=("user", "password", "jwt_secret"),
+                                                           login_password="wrong")))
+    assert doc["ping"] == 0 and doc["credentials"] == "refused", doc
+
+
+def test_credentials_accepted_when_the_ping_request_is_answered(cli, sim):
+    doc = document(cli("collect"))
+    assert list(doc)[:3] == ["ping", "response_time", "credentials"]
+    assert doc["credentials"] == "accepted"
+    # Another request failing (the node's own error) is not a refusal of the credentials.
+    sim.simulator.update(faults=[{"path": "4.0/syncevents", "status": 500}])
+    doc = document(cli("collect"))
+    assert doc["ping"] == 0 and doc["credentials"] == "unknown"
 
 
 def test_the_deadline_ends_the_run_and_names_what_was_late(write_config, sim):
@@ -220,7 +246,7 @@ def test_status_shows_figures_table_and_reasons_within_80_columns(write_config, 
     row = next(line for line in lines if line.lstrip().startswith("AllContent"))
     assert row.split()[1:] == ["ACTIVE", "1", "2", "3", "4", "5", "6"]
     assert any("4321" in line and "DEACTIVATED" in line for line in lines)
-    gone = next(line for line in lines if line.lstrip().startswith("Gone") and "ACTIVE" in line)
+    gone = next(line for line in lines if line.lstrip().startswith("Gone") and "REMOVED" in line)
     assert gone.split()[2:] == ["?"] * 6
     text = " ".join(ran.stdout.split())
     assert "incoming: " in text and "HTTP 502" in text
@@ -234,6 +260,15 @@ def test_status_of_a_node_that_is_down(write_config, cli, sim):
     ran = cli("status", config_path=path)
     assert ran.code == 0 and ran.stdout.startswith("Exalate node [default]: DOWN")
     assert "cannot connect" in ran.stdout
+
+
+def test_status_tells_refused_credentials_and_a_removed_connection(write_config, cli):
+    ran = cli("status")
+    gone = next(line for line in ran.stdout.splitlines() if line.lstrip().startswith("Gone"))
+    assert gone.split()[1:] == ["REMOVED"] + ["?"] * 6, gone
+    ran = cli("status", config_path=write_config(password="wrong", jwt_secret="wrong-secret"))
+    assert ran.code == 0 and ran.stdout.startswith("Exalate node [default]: CREDENTIALS REFUSED"), ran.stdout
+    assert "HTTP 401" in ran.stdout
 
 
 def test_status_with_a_configuration_mistake_fails_like_collect(cli):

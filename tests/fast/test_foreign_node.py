@@ -247,7 +247,7 @@ def test_status_of_one_connection_of_the_foreign_node(config):
     ran = run(config, "status", "--connection", "AllContent")
     assert ran.code == 0 and ran.stderr == "", ran
     text = " ".join(ran.stdout.split())
-    assert "Failed (syncs) by reason: NO_ISSUE_TO_CONNECT_TO 1" in text
+    assert "Failed syncs by reason: NO_ISSUE_TO_CONNECT_TO 1" in text
     assert ("49 AC-113 NO_ISSUE_TO_CONNECT_TO: Could not connect `AC-113` to `AC-111`: issue by key `AC-111` "
             "already was connected to another issue using relation `AllContent`") in text
 

@@ -161,11 +161,11 @@ def test_status_of_one_connection_shows_it_in_full(write_config, sim, given):
     assert ran.code == 0 and ran.stderr == "", ran
     lines = ran.stdout.splitlines()
     assert "Connection ADO <> Jira Prod (ACTIVE, id 155)" in lines
-    assert "  to send (syncs)         12        3117" in lines
-    assert "  answers (syncs)          0           -" in lines
-    assert "  failed (syncs)          25        3000" in lines
-    assert "Failed (syncs) by reason: NO_ISSUE_TO_CONNECT_TO 13, SCRIPT_ERROR 12" in lines
-    assert "Failed (syncs), newest first (20 of 25, at most 20 shown):" in lines
+    assert "  Syncs to send                       12        3117" in lines
+    assert "  Sync answers to process              0           -" in lines
+    assert "  Failed syncs                        25        3000" in lines
+    assert "Failed syncs by reason: NO_ISSUE_TO_CONNECT_TO 13, SCRIPT_ERROR 12" in lines
+    assert "Failed syncs, newest first (20 of 25, at most 20 shown):" in lines
     listed = [line for line in lines if line.startswith("  30")]
     assert [int(line.split()[0]) for line in listed] == list(range(3024, 3004, -1)), "newest first, 20 of them"
     assert listed[0].startswith("  3024 PROD-3024 ")
@@ -181,7 +181,7 @@ def test_status_of_a_connection_the_node_does_not_list_exits_5(cli):
 def test_status_of_a_removed_connection_shows_why_its_queues_are_unread(cli):
     ran = cli("status", "--connection", "Gone")
     assert ran.code == 0, ran
-    assert "  to send (syncs)          ?           ?" in ran.stdout.splitlines()
+    assert "  Syncs to send                        ?           ?" in ran.stdout.splitlines()
     assert "Gone (every queue): connection 'Gone' not found" in " ".join(ran.stdout.split())
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BASE_SCENARIO, assert_no_secret, require_binary, run_cli, run_process
+from helpers import (BASE_SCENARIO, assert_no_secret, macro_names, misplaced_macros, require_binary, run_cli,
+                     run_process)
 from hostile_server import HostileServer, jsonrpc_calls, zabbix_api
 from zabbix_exalate.cli import main
 from zabbix_exalate.exalate.names import key_form
@@ -45,8 +46,7 @@ USERPARAMETERS = dict(re.findall(r"^UserParameter=([\w.]+)\[\*\],(.*)$",
 GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own "Templates/Applications": the same in every file
 # Written independently of the generator's own pattern, so that a broken generator cannot hide here.
 GENERATED = re.compile(r"<!-- generated: (\S+) -->\n(.*?)<!-- end generated -->", re.S)
-NO_DATA = ("Exalate: No data from the checks", 'Exalate: Connection "{#CONNECTION}": No data, it may have been '
-           "removed on the other side")
+NO_DATA = ("Exalate: No data from the checks", 'Exalate: Connection "{#CONNECTION}": No data')
 
 
 def template(name: str, fmt: str = "6.0") -> ET.Element:
@@ -270,6 +270,10 @@ def test_one_poll_templates_read_one_document(name):
         steps = [(s.findtext("type"), s.findtext("parameters/parameter")) for s in entity.findall("preprocessing/step")]
         if entity.findtext("key").startswith("exalate.ping["):
             assert steps == [("JSONPATH", "$.ping")]  # a node that is down is a 0, not an unsupported item
+        elif entity.findtext("key").startswith("exalate.credentials["):
+            # Always a value: "unknown" when the node gave no answer, never an unsupported item.
+            assert [s for s, _ in steps] == ["JSONPATH", "JAVASCRIPT"]
+            assert entity.find("preprocessing/step").findtext("error_handler") == "CUSTOM_VALUE"
         elif steps[-1][0] == "DISCARD_UNCHANGED":
             # Stores only changes: it must never turn unsupported (Zabbix would keep it so while the value
             # stays the same), so every step that may fail sets a value instead.
@@ -288,13 +292,19 @@ def test_queue_prototypes_check_their_connection_then_their_own_failure():
                      for s in proto.findall("preprocessing/step")]
             if steps[-1][0] == "DISCARD_UNCHANGED":
                 continue  # never unsupported: test_the_heads_and_newest_failures_come_back_after_an_error
-            assert steps[:2] == [
+            entry = "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()"
+            if base(proto.findtext("key")) == "exalate.status":
+                # A connection no longer listed is REMOVED; no list at all (the node down) is no status.
+                assert steps[:2] == [("CHECK_JSON_ERROR", "$.failures.connections", None),
+                                     ("JSONPATH", entry, "CUSTOM_VALUE")]
+                continue
+            field = fields.get(base(proto.findtext("key")), "{#QUEUE}")
+            # The value's own reason first, on its full path: Zabbix then shows it on the error's second line.
+            assert steps[:4] == [
+                ("CHECK_JSON_ERROR", f"$.connections[?(@.key=='{{#CONNECTION.KEY}}')].failures.{field}.first()", None),
                 ("CHECK_JSON_ERROR", "$.failures.connections", None),
-                ("JSONPATH", "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()", "CUSTOM_ERROR")]
-            field = fields.get(base(proto.findtext("key")))
-            if field:
-                assert steps[2:] == [("CHECK_JSON_ERROR", f"$.failures.{field}", None),
-                                     ("JSONPATH", f"$.{field}", None)]
+                ("JSONPATH", entry, "CUSTOM_ERROR"),
+                ("JSONPATH", f"$.{field}" if field in QUEUE_FIELDS else "$.{#REASONS}", "CUSTOM_ERROR")]
 
 
 def test_every_item_prototype_key_holds_an_lld_macro_and_names_show_the_real_name():
@@ -403,9 +413,11 @@ def test_in_7_0_collect_gives_up_before_its_item_does():
     # Also for a host that raised collect's timeout on 6.0, where the agent's Timeout was at most 30 s.
     assert item_seconds >= 30
     # Each macro's description says how the two relate, and the item's description tells what to compare.
-    assert timeout_macro in defined[collect_macro][1]
-    assert collect_macro in defined[timeout_macro][1]
-    assert collect_macro in item.findtext("description") and timeout_macro in item.findtext("description")
+    # By name (without braces: Zabbix would show a macro's value where its name is meant).
+    timeout_name, collect_name = timeout_macro[2:-1], collect_macro[2:-1]
+    assert timeout_name in defined[collect_macro][1]
+    assert collect_name in defined[timeout_macro][1]
+    assert collect_name in item.findtext("description") and timeout_name in item.findtext("description")
     # The single checks give up after the node's timeout (2.5 s unless configured): below the item's as well.
     assert 2.5 + 1 <= item_seconds
 
@@ -536,18 +548,37 @@ def test_triggers_use_the_template_items_and_depend_on_node_unreachable(name):
         assert trig.findtext("description") and trig.findtext("priority")
         for dep in trig.findall("dependencies/dependency"):
             assert (dep.findtext("name"), dep.findtext("expression")) in names
-        if trig.findtext("name") not in ("Exalate: Node is unreachable", "Exalate: No data from the checks"):
-            assert "Exalate: Node is unreachable" in [d.findtext("name") for d in trig.findall(
-                "dependencies/dependency")], trig.findtext("name")
+        depends = [d.findtext("name") for d in trig.findall("dependencies/dependency")]
+        if trig.findtext("name") not in ("Exalate: Node is unreachable", "Exalate: No data from the checks",
+                                         REFUSED_PROBLEM):
+            assert "Exalate: Node is unreachable" in depends, trig.findtext("name")
+        if name in ONE_POLL and trig.findtext("name") not in ("Exalate: No data from the checks", REFUSED_PROBLEM,
+                                                              "Exalate: Node is unreachable"):
+            # Refused credentials make every value unreadable, the node answering all the same.
+            assert REFUSED_PROBLEM in depends, trig.findtext("name")
+        if name in ONE_POLL and trig.findtext("name") == "Exalate: Node is unreachable":
+            # A condition, not a dependency (which would keep it open once the node answers refusing us).
+            assert trig.findtext("expression").endswith(
+                f" and last(/{name}/exalate.credentials[{{$EXALATE.NODE}}])<>0"), trig.findtext("expression")
+        if name in ONE_POLL and '"{#CONNECTION}"' in trig.findtext("name") and "/exalate.status[" not in \
+                trig.findtext("expression").rsplit(" and ", 1)[0]:
+            # A removed connection's other problems neither open nor stay open: a condition on its status.
+            assert trig.findtext("expression").endswith(
+                f" and last(/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}])<>6"), trig.findtext("name")
         assert (trig.findtext("manual_close") == "YES") == (trig.findtext("name") in NO_DATA), trig.findtext("name")
     # Thresholds of a connection can be overridden for that connection alone.
     for trig in el.findall(".//trigger_prototypes/trigger_prototype"):
+        if "was removed" in trig.findtext("name"):
+            continue  # no threshold: the node said so
         thresholds = set(re.findall(r"\{\$[A-Z0-9_.]+[:}]", trig.findtext("expression"))) - {"{$EXALATE.NODE}"}
         assert thresholds and all(m.endswith(":") for m in thresholds), trig.findtext("name")
     # The override that spares deactivated connections their backlog triggers still finds them.
     (override,) = el.findall("discovery_rules/discovery_rule/overrides/override")
     spared = [t.findtext("name") for t in found if "backlog" in t.findtext("name")]
     assert len(spared) == 2 and override.findtext("operations/operation/value") == "backlog"
+
+
+REFUSED_PROBLEM = "Exalate: Credentials refused by the node"
 
 
 @pytest.mark.parametrize("name", ONE_POLL)
@@ -565,7 +596,8 @@ def test_connection_status_triggers_and_value_map(name):
     (valuemap,) = [v for v in template(name).findall("valuemaps/valuemap")
                    if v.findtext("name") == "Exalate connection status"]
     mapped = {int(m.findtext("value")): m.findtext("newvalue") for m in valuemap.findall("mappings/mapping")}
-    assert mapped == {0: "Other", 1: "Active", 2: "Deactivated", 3: "Error", 4: "Pending", 5: "Configured"}
+    assert mapped == {0: "Other", 1: "Active", 2: "Deactivated", 3: "Error", 4: "Pending", 5: "Configured",
+                      6: "Removed"}
 
 
 # --- the real chain, without Zabbix: the agent's command, then each item's preprocessing --------------
@@ -574,19 +606,26 @@ class Unsupported(Exception):
     """What Zabbix would make of the item: unsupported, with this message."""
 
 
-FIRST = re.compile(r"\[\?\(@\.(\w+)=='([^']*)'\)\]\.first\(\)")
+FILTER = re.compile(r"\[\?\(@\.(\w+)=='([^']*)'\)\]((?:\.\w+)*)\.first\(\)")
 
 
 def jsonpath(value, path: str):
-    """The few JSONPath forms the templates use: $.a.b, $.a.length(), $.a[?(@.k=='v')].first()."""
+    """The few JSONPath forms the templates use: $.a.b, $.a.length(), $.a[?(@.k=='v')].first() and
+    $.a[?(@.k=='v')].b.c.first() (the first match that has b.c)."""
     assert path.startswith("$"), path
     rest = path[1:]
     while rest:
         if rest == ".length()":
             return len(value)
-        step = FIRST.match(rest)
+        step = FILTER.match(rest)
         if step:
-            found = [e for e in value if e.get(step[1]) == step[2]]
+            found = []
+            for e in value if isinstance(value, list) else ():
+                if isinstance(e, dict) and e.get(step[1]) == step[2]:
+                    try:
+                        found.append(jsonpath(e, "$" + step[3]))
+                    except LookupError:
+                        pass
             if not found:
                 raise LookupError(path)
             value, rest = found[0], rest[step.end():]
@@ -702,7 +741,7 @@ def test_userparameters_give_what_the_agent_would_store(agent, sim):
 
 
 def expected_node_values(document: dict) -> dict:
-    return {"exalate.ping": "1", "exalate.errors": str(BASE_SCENARIO["errors"]),
+    return {"exalate.ping": "1", "exalate.credentials": "1", "exalate.errors": str(BASE_SCENARIO["errors"]),
             "exalate.outgoing": str(BASE_SCENARIO["outgoing"]), "exalate.incoming": str(BASE_SCENARIO["incoming"]),
             "exalate.connections": str(len(BASE_SCENARIO["connections"])),
             "exalate.response_time": json.dumps(document["response_time"])}
@@ -765,6 +804,8 @@ def test_a_connection_the_node_no_longer_lists_says_so(name, document):
         elif field.startswith("exalate.last_"):
             assert got == "unknown: the node's connection list could not be read, or no longer lists this " \
                           "connection", got
+        elif field == "exalate.status":
+            assert got == "6", got  # REMOVED: discovery found it, the node no longer lists it
         else:
             assert got.startswith("unsupported: the node no longer lists this connection"), got
 
@@ -779,6 +820,8 @@ def test_a_node_that_is_down_is_a_0_and_every_other_item_says_why(name, document
         got = value_of(entity, text, {"{#CONNECTION.KEY}": "AllContent"})
         if entity.findtext("key").startswith("exalate.ping["):
             assert got == "0"
+        elif entity.findtext("key").startswith("exalate.credentials["):
+            assert got == "2"  # unknown: a node that is down is not one that refuses us
         elif "_oldest[" in entity.findtext("key"):
             assert got == "0"
         elif entity.findtext("key").startswith("exalate.last_"):
@@ -806,7 +849,11 @@ def test_discovery_and_status_scripts_give_what_discover_gives(name, document, c
     rule = connection_rule(name)
     emitted = [{k: v for k, v in row.items() if k != "{#CONNECTION.REMOTE}"}
                for row in json.loads(cli("discover", config_path=roomy).stdout)]
-    assert discovered(rule, text) == emitted
+    # But for its status: a connection whose queues answer "not found" is REMOVED in the document.
+    removed = [c["name"] for c in json.loads(text)["connections"] if c["status"] == "REMOVED"]
+    assert removed == ["Gone"]
+    assert discovered(rule, text) == [{**row, "{#CONNECTION.STATUS}": "REMOVED"} if row["{#CONNECTION}"] in removed
+                                      else row for row in emitted]
     # Queue numbers do not reach discovery: an unchanged connection list is discarded whatever the queues say.
     doc = json.loads(text)
     doc["connections"][0]["sync_requests"] += 100
@@ -827,8 +874,8 @@ def test_the_generator_outside_a_checkout_says_what_to_use(tmp_path):
 
 # --- stalled queues and why syncs fail (the one-poll templates) -------------------------------------------
 
-IN_FLIGHT = {"sync_requests": "Sync requests", "blob_requests": "Attachment requests",
-             "sync_responses": "Sync responses", "blob_responses": "Attachment responses"}
+IN_FLIGHT = {"sync_requests": "Syncs to send", "blob_requests": "Attachments to send",
+             "sync_responses": "Sync answers to process", "blob_responses": "Attachment answers to process"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -841,8 +888,9 @@ def test_each_queue_of_work_in_flight_has_a_stuck_problem(name, fmt):
         size = f"/{name}/exalate.{field}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
         stuck = found[f'Exalate: Connection "{{#CONNECTION}}": {queue} are stuck']
         # The head has not changed (the item stores only changes) while the queue never emptied.
+        status = f"/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
         assert stuck.findtext("expression") == (f"nodata({oldest},{period})=1 and last({oldest})>0 and "
-                                                f"min({size},{period})>0")
+                                                f"min({size},{period})>0 and last({status})<>6")
         assert stuck.findtext("opdata") == "Waiting: {ITEM.LASTVALUE3}, oldest event: {ITEM.LASTVALUE1}"
         assert stuck.findtext("priority") == "AVERAGE" and stuck.find("manual_close") is None
         (item,) = [p for p in prototypes(name, fmt) if p.findtext("key") == oldest.split("/")[2]]
@@ -870,10 +918,11 @@ def test_the_per_check_template_has_no_stuck_problem_and_no_newest_failure():
 @pytest.mark.parametrize("name", ONE_POLL)
 def test_the_failed_syncs_problems_carry_the_newest_failure(name):
     found = {t.findtext("name"): t for t in triggers(name)}
-    for what, field in (("syncs", "last_error"), ("attachment syncs", "last_blob_error")):
+    for what, field in (("syncs", "last_error"), ("attachments", "last_blob_error")):
         failed = found[f'Exalate: Connection "{{#CONNECTION}}": Failed {what}']
         newest = f"/{name}/exalate.{field}[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
-        assert failed.findtext("expression").endswith(f" and length(last({newest}))>=0")
+        status = f"/{name}/exalate.status[{{$EXALATE.NODE}},{{#CONNECTION.KEY}}]"
+        assert failed.findtext("expression").endswith(f" and length(last({newest}))>=0 and last({status})<>6")
         assert failed.findtext("event_name").endswith("): {ITEM.LASTVALUE2}")
         assert failed.findtext("opdata") == "Failed: {ITEM.LASTVALUE1}"
         (item,) = [p for p in prototypes(name) if p.findtext("key") == newest.split("/")[2]]
@@ -950,3 +999,45 @@ def test_failure_reasons_are_discovered_and_counted(name, sim, roomy):
     doc = json.loads(text)
     doc["connections"][0]["failures"] = {"error_responses": "HTTP 500 from the node"}
     assert value_of(proto, json.dumps(doc), rows[0]) == "unsupported: HTTP 500 from the node"
+
+
+def descriptions(root: ET.Element):
+    """(what, description) of every entity that has one: the template, macros, items, prototypes, triggers, rules."""
+    for el in root.iter():
+        text = el.findtext("description")
+        if text:
+            yield el.findtext("name") or el.findtext("macro") or el.findtext("key") or el.tag, text
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_description_is_self_contained(name, fmt):
+    """What to do is in the description itself: no macro Zabbix would expand where its name is meant, no path to a
+    file of this repository (an operator in the frontend cannot open it)."""
+    found = list(descriptions(XML[name, fmt]))
+    assert len(found) > 30
+    for what, text in found:
+        assert not misplaced_macros(text), (what, misplaced_macros(text))
+        assert not re.search(r"\b(docs|templates)/|\.md\b", text), (what, text)
+    # The rule reads a macro as a name everywhere else, the context form included.
+    assert misplaced_macros('set {$EXALATE.DEACTIVATED.CONTROL:"{#CONNECTION}"} to 0, see {$EXALATE.X}') == [
+        '{$EXALATE.DEACTIVATED.CONTROL:"{#CONNECTION}"}', "{$EXALATE.X}"]
+    assert misplaced_macros("failed for {$EXALATE.DOWN.PERIOD}: run zabbix-exalate --node {$EXALATE.NODE}") == []
+    assert macro_names("the macro EXALATE.DEACTIVATED.CONTROL, not {$EXALATE.NODE}.") == ["EXALATE.DEACTIVATED.CONTROL"]
+
+
+@pytest.mark.parametrize("name", ONE_POLL)
+def test_a_value_whose_reason_was_compacted_away_says_where_to_look(name, document):
+    """collect's form 2 of compacting leaves a connection's reasons out ("unread": "see compacted"): each of its
+    values says so instead of Zabbix's "no data matches"."""
+    doc = json.loads(document(name))
+    gone = next(c for c in doc["connections"] if c["name"] == "Gone")
+    del gone["failures"]
+    gone["unread"] = "see compacted"
+    values = {base(p.findtext("key")): value_of(p, json.dumps(doc), {"{#CONNECTION.KEY}": "Gone"})
+              for p in prototypes(name)}
+    for field in QUEUE_FIELDS:
+        assert values[f"exalate.{field}"] == (
+            "unsupported: not read; its reason was left out of the collected document to fit the agent's 512 KB: "
+            "see its \"compacted\" field, or run zabbix-exalate status"), values[f"exalate.{field}"]
+    assert values["exalate.status"] == "6"  # REMOVED stays: a status is never compacted

@@ -7,6 +7,7 @@ python3 runs it as a script, without the project's dependencies.
 """
 import base64
 import json
+import re
 import os
 import random
 import socket
@@ -58,6 +59,24 @@ ENDPOINTS = {
 
 
 # -- secrets ------------------------------------------------------------------------------------
+
+# Zabbix expands a user macro written in a description (a trigger's, at least): where the macro's value is meant it
+# reads right ("for 30m", "--node default", "the section default"); anywhere else a description names a macro without
+# its braces (EXALATE.DEACTIVATED.CONTROL), or "set {$M} to 0" would read "set 1 to 0".
+VALUE_USES = ("for ", "--node ", "section ")
+MACRO_IN_TEXT = re.compile(r'\{\$[A-Z0-9_.]+(?::"(?:[^"\\]|\\.)*"|:[^}]*)?\}')
+MACRO_NAME = re.compile(r"(?<![{$\w.])EXALATE(?:\.[A-Z0-9_]+)+")
+
+
+def misplaced_macros(text: str) -> List[str]:
+    """The macros of a description written where their name, not their value, is meant."""
+    return [m.group() for m in MACRO_IN_TEXT.finditer(text) if not text[:m.start()].endswith(VALUE_USES)]
+
+
+def macro_names(text: str) -> List[str]:
+    """The macros a description names (without braces: EXALATE.LLD.LIFETIME)."""
+    return MACRO_NAME.findall(text)
+
 
 def secret_forms(*secrets: str, basic: Sequence[Tuple[str, str]] = ()) -> List[str]:
     """Every form a secret may take on its way out: as is, JSON-escaped (either way of escaping non-ASCII),

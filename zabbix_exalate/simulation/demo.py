@@ -47,12 +47,14 @@ def run_demo(scenario: Optional[str] = None) -> str:
                "", "Node checks"]
         value, why = ping(node())
         rows = [("ping", "Node reachable", str(value))]
-        rows += [(m.command, m.title, _try(lambda m=m: measure(node(), m.command))) for m in NODE_METRICS]
-        out += _table(("command", "what", "value"), rows)
+        rows += [(m.command, m.name, _try(lambda m=m: measure(node(), m.command))) for m in NODE_METRICS]
+        out += _table([("command", "what", "value")], rows)
 
         connections = discovery(node())
         out += ["", f"Connections found by discover: {len(connections)}"]
-        header = ("connection", "status") + tuple(m.command for m in CONNECTION_METRICS)
+        # The queues' columns headed as `status` heads them: two words of each queue's name.
+        header = [("", "") + tuple(m.heading[0] for m in CONNECTION_METRICS),
+                  ("connection", "status") + tuple(m.heading[1] for m in CONNECTION_METRICS)]
         table, failures = [], []
         for row in connections:
             cells = []
@@ -129,8 +131,8 @@ def _try(run) -> str:
         return f"no value (exit {exc.exit_code}): {exc.message}"
 
 
-def _table(header: Tuple[str, ...], rows: List[Tuple[str, ...]]) -> List[str]:
-    """Columns of inert text (see run_demo), measured as a terminal shows them."""
-    widths = [max(shown_width(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+def _table(headers: List[Tuple[str, ...]], rows: List[Tuple[str, ...]]) -> List[str]:
+    """Columns of inert text (see run_demo) under one or more header lines, measured as a terminal shows them."""
+    widths = [max(shown_width(str(r[i])) for r in (*headers, *rows)) for i in range(len(headers[0]))]
     line = lambda r: "  " + "  ".join(padded(str(c), w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return [line(header)] + [line(r) for r in rows]
+    return [line(h) for h in headers] + [line(r) for r in rows]

@@ -4,15 +4,17 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
-                       DISCOVERY_KEY, ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY,
-                       REASON_DISCOVERY_KEY, REASON_KEY, RESPONSE_TIME_KEY, STATUS_KEY)
+                       CREDENTIAL_STATES, CREDENTIALS_FIELD, CREDENTIALS_KEY, DISCOVERY_KEY, ERRORS_REPORTED, FAILED,
+                       NODE_METRICS, OTHER_STATUS, PING_KEY, REASON_DISCOVERY_KEY, REASON_KEY, REFUSED, REMOVED,
+                       RESPONSE_TIME_KEY, STATUS_KEY, UNKNOWN_CREDENTIALS)
 from ..exalate.names import CUT, KEY_TAG, ROOM
-from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, DEFAULT_FORMAT, DEFAULT_TEMPLATE, GROUP,
-                     GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design, connection_key, ctx,
-                     master_key, node_key, tags)
+from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, CREDENTIALS_VALUEMAP, DEFAULT_FORMAT,
+                     DEFAULT_TEMPLATE, GROUP, GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design,
+                     connection_key, ctx, master_key, node_key, tags)
 
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
 STATUS_CODES = dict(CONNECTION_STATUSES)
+CREDENTIAL_CODES = dict(CREDENTIAL_STATES)
 
 
 # Zabbix 7.0 takes an item's timeout from the item (a macro may give it), and ends the agent's command when it
@@ -41,14 +43,14 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
     (ITEM_TIMEOUT, "30s",
      "The timeout of the agent items (Zabbix 7.0): how long the server or proxy waits for the agent's answer, "
      "and the agent for the command, before the item turns unsupported; 1s to 600s. Keep it at least a second "
-     "above what the command may take: {$EXALATE.COLLECT.TIMEOUT} for exalate.collect, the node's timeout in "
+     "above what the command may take: EXALATE.COLLECT.TIMEOUT for exalate.collect, the node's timeout in "
      "the configuration file for a single check. The default, 30s, is the most a 6.0 agent's Timeout could be."),
     ("{$EXALATE.LLD.INTERVAL}", "1h", "How often the node's connections are discovered. One-poll templates see "
      "a change of the connection list at the next poll and rediscover at least this often otherwise."),
     ("{$EXALATE.LLD.DISABLE.AFTER}", "1d",
      "How long after the node stops listing a connection its items are disabled (Zabbix 7.0): no longer "
-     "polled or evaluated, and kept with their history until {$EXALATE.LLD.LIFETIME} deletes them. At least "
-     "1h, above {$EXALATE.LLD.INTERVAL}, and below {$EXALATE.LLD.LIFETIME}."),
+     "polled or evaluated, and kept with their history until EXALATE.LLD.LIFETIME deletes them. At least "
+     "1h, above EXALATE.LLD.INTERVAL, and below EXALATE.LLD.LIFETIME."),
     ("{$EXALATE.LLD.LIFETIME}", "7d", "How long the items of a connection that is no longer listed are kept."),
     ("{$EXALATE.CONNECTION.MATCHES}", ".*", "Discover only connections whose name matches this regular expression."),
     ("{$EXALATE.CONNECTION.NOT_MATCHES}", "CHANGE_IF_NEEDED",
@@ -58,17 +60,18 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
      "Context: a connection's name."),
     ("{$EXALATE.ERRORS.MAX.WARN}", "0", "Errors the node may report before a problem opens."),
     ("{$EXALATE.ERRORS.PERIOD}", "5m", "How long errors must stand above the threshold before a problem opens."),
-    ("{$EXALATE.FAILED.MAX.WARN}", "0", "Failed sync requests a connection may hold. Context: a connection's name."),
+    ("{$EXALATE.FAILED.MAX.WARN}", "0", "Failed syncs a connection may hold. Context: a connection's name."),
     ("{$EXALATE.BLOB.FAILED.MAX.WARN}", "0",
-     "Failed attachment syncs a connection may hold. Context: a connection's name."),
+     "Failed attachments a connection may hold. Context: a connection's name."),
     ("{$EXALATE.FAILED.PERIOD}", "10m",
      "How long failures must stand above the threshold before a problem opens. Context: a connection's name."),
-    ("{$EXALATE.QUEUE.MAX.WARN}", "50", "Sync backlog of a connection that raises a warning. "
+    ("{$EXALATE.QUEUE.MAX.WARN}", "50", "Syncs to send (the backlog) of a connection that raise a warning. "
      "Context: a connection's name."),
-    ("{$EXALATE.QUEUE.MAX.HIGH}", "200", "Sync backlog of a connection that raises an average problem. "
+    ("{$EXALATE.QUEUE.MAX.HIGH}", "200", "Syncs to send (the backlog) of a connection that raise an average problem. "
      "Context: a connection's name."),
-    ("{$EXALATE.STUCK.PERIOD}", "30m", "How long a queue of work in flight (sync and attachment requests and "
-     "responses) may hold events whose oldest does not move before it counts as stuck: long enough for the other "
+    ("{$EXALATE.STUCK.PERIOD}", "30m", "How long a queue of work in flight (syncs and attachments to send, sync "
+     "and attachment answers to process) may hold events whose oldest does not move before it counts as stuck: "
+     "long enough for the other "
      "side's slowest normal sync. Context: a connection's name."),
     ("{$EXALATE.QUEUE.PERIOD}", "30m", "How long a backlog may stand above a threshold before a problem opens. "
      "Context: a connection's name."),
@@ -85,10 +88,10 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
 MACROS_7_0: Dict[str, str] = {
     "{$EXALATE.COLLECT.TIMEOUT}":
         "Seconds one collection of the whole node may take (collect's --timeout; empty: the node's timeout in "
-        "the configuration file). Keep it at least a second below {$EXALATE.ITEM.TIMEOUT}, the item's timeout: "
+        "the configuration file). Keep it at least a second below EXALATE.ITEM.TIMEOUT, the item's timeout: "
         "Zabbix ends the command when that runs out, and every value of the poll is lost.",
     "{$EXALATE.LLD.LIFETIME}": "How long the items of a connection that is no longer listed are kept (disabled "
-                               "after {$EXALATE.LLD.DISABLE.AFTER}), before they are deleted with their history.",
+                               "after EXALATE.LLD.DISABLE.AFTER), before they are deleted with their history.",
 }
 
 
@@ -203,8 +206,8 @@ return head && failure.message ? head + ': ' + failure.message : head || failure
 
 
 # The failure reasons of every connection, one row per (connection, kind of failure, reason).
-REASON_KINDS = [(m.alarm.noun.split()[0].rstrip("s"), m.alarm.noun, m.field_name, m.reasons_field)
-                for m in CONNECTION_METRICS if m.reasons_field]  # ("sync", "syncs", "error_responses", "error_reasons")
+REASON_KINDS = [(m.kind, m.name, m.field_name, m.reasons_field)
+                for m in CONNECTION_METRICS if m.reasons_field]  # ("sync", "Failed syncs", "error_responses", ...)
 REASON_DISCOVERY_JS = PARSE_JS.replace("%", "%%") + "\n" + SHOWN_JS.replace("%", "%%") + """
 var kinds = %s;
 var rows = [];
@@ -238,8 +241,43 @@ LLD_MACRO_PATHS = (("{#CONNECTION}", "$.name"), (CONNECTION_KEY, "$.key"), ("{#C
 # --- items and triggers --------------------------------------------------------------------------
 
 def node_down(d: Design) -> dict:
-    return {"name": "Exalate: Node is unreachable",
-            "expression": f"max({d.ref(node_key(PING_KEY))},{{$EXALATE.DOWN.PERIOD}})=0"}
+    expression = f"max({d.ref(node_key(PING_KEY))},{{$EXALATE.DOWN.PERIOD}})=0"
+    if d.one_poll:
+        # A node that refuses our credentials answers: that is "Credentials refused", never this too. A condition,
+        # not a dependency: Zabbix leaves a trigger whose master is in problem as it was (measured on 6.0.14), so a
+        # dependency would keep this problem open when an unreachable node comes back refusing our credentials.
+        expression += f" and last({d.ref(node_key(CREDENTIALS_KEY))})<>{CREDENTIAL_CODES[REFUSED]}"
+    return {"name": "Exalate: Node is unreachable", "expression": expression}
+
+
+def credentials_refused(d: Design) -> dict:
+    return {"name": "Exalate: Credentials refused by the node",
+            "expression": f"last({d.ref(node_key(CREDENTIALS_KEY))})={CREDENTIAL_CODES[REFUSED]}"}
+
+
+def node_blind(d: Design) -> Tuple[dict, ...]:
+    """What every other problem depends on: nothing of the node can be read."""
+    return (node_down(d), credentials_refused(d)) if d.one_poll else (node_down(d),)
+
+
+def removed(d: Design) -> dict:
+    """One poll: the connection was removed on the other side (its status item reads REMOVED)."""
+    return {"name": f'Exalate: Connection "{CONNECTION}" was removed or renamed on the other side',
+            "expression": f"last({d.ref(connection_key(STATUS_KEY))})={STATUS_CODES[REMOVED]}"}
+
+
+def not_removed(d: Design) -> str:
+    """One poll: the condition a connection's other problems add, so that a removed connection shows only that it
+    was removed. A condition, not a dependency: Zabbix leaves a trigger whose master is in problem as it was
+    (measured on 6.0.14: a backlog problem open before the removal stayed open beside it); this resolves it (the
+    queue's own item is then unsupported, and "unknown and false" is false)."""
+    return f" and last({d.ref(connection_key(STATUS_KEY))})<>{STATUS_CODES[REMOVED]}" if d.one_poll else ""
+
+
+def connection_blind(d: Design) -> Tuple[dict, ...]:
+    """What a connection's problems depend on: what the node's depend on (its removal is a condition, see
+    not_removed)."""
+    return node_blind(d)
 
 
 def trigger(d: Design, slug: str, expression: str, name: str, priority: str, description: str,
@@ -253,7 +291,7 @@ def trigger(d: Design, slug: str, expression: str, name: str, priority: str, des
     entity.update(priority=priority, description=description)
     if manual_close:
         entity["manual_close"] = "YES"
-    depends = (node_down(d),) if depends is None else depends
+    depends = node_blind(d) if depends is None else depends
     if depends:
         entity["dependencies"] = [dict(dep) for dep in depends]
     entity["tags"] = tags(scope=scope)
@@ -294,11 +332,11 @@ def master_item(d: Design) -> dict:
         if d.v7:
             # collect's own deadline, {$EXALATE.COLLECT.TIMEOUT}, must end before this one (see ITEM_TIMEOUT).
             extra["timeout"] = ITEM_TIMEOUT
-            what += ("keep {$EXALATE.COLLECT.TIMEOUT} at least a second below the item's timeout, "
-                     "{$EXALATE.ITEM.TIMEOUT}.")
+            what += ("keep the macro EXALATE.COLLECT.TIMEOUT at least a second below the item's timeout, the "
+                     "macro EXALATE.ITEM.TIMEOUT.")
         else:
             what += ("compare the agent's Timeout (or, on Zabbix 7.0, the agent timeout of Administration > "
-                     "General > Timeouts) with {$EXALATE.COLLECT.TIMEOUT}.")
+                     "General > Timeouts) with the macro EXALATE.COLLECT.TIMEOUT.")
     else:
         how = {"type": "TRAP", "key": master_key(d), "delay": "0"}
         what = ("The node's figures as one JSON document, pushed by `zabbix-exalate --node <node> send` (a "
@@ -325,8 +363,8 @@ def node_items(d: Design) -> List[dict]:
         AGENT: "The agent has returned no usable document of `zabbix-exalate collect` for "
                "{$EXALATE.NODATA.PERIOD}, so nothing about the node is known. Check that the agent is running, "
                "that userparameter_exalate.conf (with exalate.collect) is in its include directory, that "
-               + ("the item's timeout, {$EXALATE.ITEM.TIMEOUT}, exceeds {$EXALATE.COLLECT.TIMEOUT}" if d.v7 else
-                  "on Zabbix 6.0 the agent's Timeout exceeds {$EXALATE.COLLECT.TIMEOUT}")
+               + ("the item's timeout, the macro EXALATE.ITEM.TIMEOUT, exceeds the macro EXALATE.COLLECT.TIMEOUT"
+                  if d.v7 else "on Zabbix 6.0 the agent's Timeout exceeds the macro EXALATE.COLLECT.TIMEOUT")
                + ", and read the error of \"Exalate: Get node data\" or of this item in Latest data.",
         TRAPPER: "No document has arrived from `zabbix-exalate send` for {$EXALATE.NODATA.PERIOD}, so nothing "
                  "about the node is known: the sender stopped. Check its systemd timer (`systemctl list-timers`) "
@@ -343,15 +381,23 @@ def node_items(d: Design) -> List[dict]:
             trigger(d, "node-down", down["expression"], down["name"], "HIGH", depends=(),
                     event_name="Exalate: Node is unreachable for {$EXALATE.DOWN.PERIOD}",
                     description="Every check of the node failed for {$EXALATE.DOWN.PERIOD}: it is down, "
-                    "unreachable, or refuses our credentials. No connection of the node is syncing while this "
-                    f"lasts. {where[d.wiring]}: its last line says why, and docs/troubleshooting.md says what "
-                    "to do."),
+                    "unreachable, failing or too slow" + (" (refused credentials are a problem of their own)"
+                                                          if d.one_poll else ", or refuses our credentials")
+                    + ". No connection of the node is syncing while this lasts. "
+                    f"{where[d.wiring]}. What to do by that reason: a name that does not resolve, a refused "
+                    "connection or a TLS failure is the network, DNS, a firewall or a proxy between that host and "
+                    "the node; HTTP 5xx is the node itself (Jira, Exalate): ask its administrators, its log says "
+                    "more; a timeout is a slow node or network" + (
+                        "" if d.one_poll else "; HTTP 401 or 403 is refused credentials: put a new password, "
+                        "token or secret into the section {$EXALATE.NODE} of /etc/zabbix/zabbix_exalate.conf")
+                    + "."),
             trigger(d, "no-data", f"nodata({d.ref(ping)},{{$EXALATE.NODATA.PERIOD}})=1",
                     "Exalate: No data from the checks", "WARNING", depends=(), manual_close=True,
                     event_name="Exalate: No data from the checks for {$EXALATE.NODATA.PERIOD}",
                     description=silent[d.wiring]),
         ]))
     if d.one_poll:
+        items.append(credentials_item(d, where[d.wiring]))
         items.append(item(d, "response-time", "Exalate: Response time", node_key(RESPONSE_TIME_KEY),
                           "Seconds the node took to answer the ping request of the poll.", "health",
                           value_type="FLOAT", units="s", preprocessing=node_value("response_time")))
@@ -367,7 +413,7 @@ def node_items(d: Design) -> List[dict]:
                 description="The node reports sync errors. Each error holds up the issues it concerns until "
                 "someone resolves it: open the Exalate console, Errors tab, read the cause, fix it (often a "
                 "script or a permission on the other side) and resolve the error to resume the sync."))
-        items.append(item(d, m.command, f"Exalate: {m.title}", node_key(m.key), m.description,
+        items.append(item(d, m.command, f"Exalate: {m.name}", node_key(m.key), m.description,
                           m.component, triggers=triggers,
                           preprocessing=node_value(m.field_name) if d.one_poll else None))
     if d.one_poll:
@@ -378,42 +424,75 @@ def node_items(d: Design) -> List[dict]:
     return items
 
 
+CREDENTIALS_JS = (f"var codes = {json.dumps(CREDENTIAL_CODES)};\n"
+                  f"return codes.hasOwnProperty(value) ? codes[value] : {CREDENTIAL_CODES[UNKNOWN_CREDENTIALS]};")
+
+
+def credentials_item(d: Design, where: str) -> dict:
+    """One poll: whether the node took our credentials, and the problem when it refused them."""
+    refused = credentials_refused(d)
+    codes = ", ".join(f"{code} {state}" for state, code in CREDENTIAL_STATES)
+    return item(
+        d, "credentials", "Exalate: Credentials", node_key(CREDENTIALS_KEY),
+        f"Whether the node took the credentials of zabbix-exalate on the ping request of the poll: {codes} (no "
+        "answer: the node is down, unreachable or slow).", "health", valuemap={"name": CREDENTIALS_VALUEMAP},
+        # A document of an older collect has no such field: unknown, never refused.
+        preprocessing=[step("JSONPATH", f"$.{CREDENTIALS_FIELD}", otherwise=UNKNOWN_CREDENTIALS),
+                       step("JAVASCRIPT", CREDENTIALS_JS)],
+        triggers=[trigger(
+            d, "credentials-refused", refused["expression"], refused["name"], "HIGH", depends=(),
+            description="The node answers, but refuses the credentials zabbix-exalate uses (HTTP 401 or 403): "
+            "nothing of the node can be read, though its syncs may go on. " + where + ": it names the "
+            "credential used. Put a new one, from the node's administrators, into the section {$EXALATE.NODE} "
+            "of /etc/zabbix/zabbix_exalate.conf on that host: password (with user) for HTTP basic auth, token for "
+            "a ready-made JWT, jwt_secret for the connection's shared secret, login_password (with login_user) "
+            "for a login; monitor_password for the customer monitor. It resolves at the next poll that is "
+            "answered.")])
+
+
 def connection_triggers(d: Design, m) -> List[dict]:
     """Trigger prototypes for one per-connection queue."""
     key = d.ref(connection_key(m.key))
     who = f'Exalate: Connection "{CONNECTION}"'
     kind = m.alarm.kind if m.alarm else None
+    alive = not_removed(d)
     if kind == BACKLOG:
         period, high_limit, warn_limit = (ctx("{$EXALATE.QUEUE.PERIOD}"), ctx("{$EXALATE.QUEUE.MAX.HIGH}"),
                                           ctx("{$EXALATE.QUEUE.MAX.WARN}"))
-        high = trigger(d, "backlog-high", f"min({key},{period})>{high_limit}",
-                       f"{who}: Sync backlog is very high", "AVERAGE", scope="performance",
-                       event_name=f"{who}: Sync backlog is very high (over {high_limit} for {period})",
-                       opdata="Queued: {ITEM.LASTVALUE1}",
+        what = m.name.lower()
+        # "backlog" in the name: the override for deactivated connections finds these triggers by that word.
+        high = trigger(d, "backlog-high", f"min({key},{period})>{high_limit}{alive}",
+                       f"{who}: Very high backlog of {what}", "AVERAGE", scope="performance",
+                       event_name=f"{who}: Very high backlog of {what} (over {high_limit} for {period})",
+                       opdata="Queued: {ITEM.LASTVALUE1}", depends=connection_blind(d),
                        description="Changes are piling up faster than the other side fetches them: the other "
                        "side is down, stuck on an error, or its connection is deactivated. Issues on the two sides "
                        "drift apart until it catches up. Check the connection on both nodes (status, Errors tab) "
                        "and the other node's health.")
-        warn = trigger(d, "backlog-warn", f"min({key},{period})>{warn_limit}",
-                       f"{who}: Sync backlog is high", "WARNING", scope="performance",
-                       event_name=f"{who}: Sync backlog is high (over {warn_limit} for {period})",
+        warn = trigger(d, "backlog-warn", f"min({key},{period})>{warn_limit}{alive}",
+                       f"{who}: High backlog of {what}", "WARNING", scope="performance",
+                       event_name=f"{who}: High backlog of {what} (over {warn_limit} for {period})",
                        opdata="Queued: {ITEM.LASTVALUE1}",
                        description="More changes of this connection are waiting than usual. It often clears "
                        "by itself after a bulk update; if it keeps growing, check the other side's node and the "
                        "connection's Errors tab.",
-                       depends=(node_down(d), {"name": high["name"], "expression": high["expression"]}))
-        gone_error = ("says \"not found\"" if d.wiring == PER_CHECK
-                      else "says \"not found\" or that the node no longer lists the connection")
-        gone = trigger(d, "connection-gone", f"nodata({key},{ctx('{$EXALATE.NODATA.PERIOD}')})=1",
-                       f"{who}: No data, it may have been removed on the other side", "WARNING", manual_close=True,
-                       event_name=f"{who}: No data for {ctx('{$EXALATE.NODATA.PERIOD}')}",
-                       description="The connection's queues have not been read for "
-                       f"{ctx('{$EXALATE.NODATA.PERIOD}')}. When the item's error {gone_error}, the connection "
-                       "was removed or renamed: re-create it or, if that was intended, let discovery drop it. "
-                       "Otherwise the item's error in Latest data says why.")
+                       depends=connection_blind(d) + ({"name": high["name"], "expression": high["expression"]},))
+        nodata = ctx("{$EXALATE.NODATA.PERIOD}")
+        if d.one_poll:
+            silent = ("The connection's queues have not been read for " + nodata + ", though the node is "
+                      "reachable: the error of this item in Latest data says why (an endpoint that fails or times "
+                      "out, an answer that is not the API's). A connection removed on the other side is a problem "
+                      "of its own, not this one.")
+        else:
+            silent = ("The connection's queues have not been read for " + nodata + ". When the error of this "
+                      "item in Latest data says \"not found\", the connection was removed or renamed on the other "
+                      "side: re-create it in the Exalate console of both nodes, or, if that was intended, delete it "
+                      "on this node too and let discovery drop its items. Otherwise the error says why.")
+        gone = trigger(d, "connection-gone", f"nodata({key},{nodata})=1{alive}", f"{who}: No data", "WARNING",
+                       manual_close=True, event_name=f"{who}: No data for {nodata}", depends=connection_blind(d),
+                       description=silent)
         return [high, warn, gone]
     if kind == FAILED:
-        what = m.alarm.noun
         limit = ctx(m.alarm.limit)
         period = ctx("{$EXALATE.FAILED.PERIOD}")
         expression, newest, opdata = f"min({key},{period})>{limit}", "", "Failed: {ITEM.LASTVALUE1}"
@@ -422,14 +501,15 @@ def connection_triggers(d: Design, m) -> List[dict]:
             # name: operational data would cut it to 20 characters (measured on 6.0.14 and 7.0.22).
             expression += f" and length(last({d.ref(connection_key('exalate.' + m.last_field))}))>=0"
             newest = ": {ITEM.LASTVALUE2}"
-        return [trigger(d, f"{m.command}-failed", expression, f"{who}: Failed {what}",
-                        "WARNING", scope="notice",
-                        event_name=f"{who}: Failed {what} (over {limit} for {period}){newest}",
+        return [trigger(d, f"{m.command}-failed", expression + alive, f"{who}: {m.name}",
+                        "WARNING", scope="notice", depends=connection_blind(d),
+                        event_name=f"{who}: {m.name} (over {limit} for {period}){newest}",
                         opdata=opdata,
-                        description=f"The other side could not apply {what} of this connection; the issues "
-                        "concerned stay out of sync. Run `zabbix-exalate --node {$EXALATE.NODE} "
-                        f"{m.command} '{CONNECTION_KEY}' --reason <REASON>` to count one cause, read the "
-                        "errors in the Exalate console of the other side, fix them and retry.")]
+                        description=f"The other side could not apply {m.name.lower()[len('failed '):]} of this "
+                        "connection; the issues concerned stay out of sync. Read the errors in the Exalate console "
+                        "of the other side (Errors tab), fix their cause (often its incoming script or a "
+                        "permission) and retry them there. On the agent host `zabbix-exalate --node "
+                        f"{{$EXALATE.NODE}} status --connection '{CONNECTION_KEY}'` lists them, newest first.")]
     return []
 
 
@@ -437,12 +517,21 @@ def status_triggers(d: Design) -> List[dict]:
     key = d.ref(connection_key(STATUS_KEY))
     who = f'Exalate: Connection "{CONNECTION}"'
     period = ctx("{$EXALATE.STATUS.PERIOD}")
+    gone = removed(d)
 
     def held(status: str) -> str:
         code = STATUS_CODES[status]
         return f"min({key},{period})={code} and max({key},{period})={code}"
 
     return [
+        trigger(d, "connection-removed", gone["expression"], gone["name"], "AVERAGE", opdata="Status: {ITEM.LASTVALUE1}",
+                description="The node answers that this connection is not found (\"Seems like it was removed on "
+                "the Destination side\"), or no longer lists it: nothing of it syncs. If it was renamed, its new "
+                "name is discovered as a connection of its own. If it was removed by mistake, re-create it in the "
+                "Exalate console of both nodes (a new invitation). If it was removed on purpose, delete it on this "
+                "node too: Zabbix then keeps its items, not polled, until discovery's lifetime (the macro "
+                "EXALATE.LLD.LIFETIME) ends. Its other problems (no data, backlog, stuck, failed) stay closed "
+                "meanwhile."),
         trigger(d, "connection-error", held("ERROR"), f"{who}: Connection is in error", "AVERAGE",
                 event_name=f"{who}: Connection is in error for {period}", opdata="Status: {ITEM.LASTVALUE1}",
                 description="The node reports this connection in ERROR: it does not sync. Open the connection "
@@ -453,17 +542,37 @@ def status_triggers(d: Design) -> List[dict]:
                 f"{who}: Connection is deactivated", "WARNING",
                 event_name=f"{who}: Connection is deactivated for {period}", opdata="Status: {ITEM.LASTVALUE1}",
                 description="Someone deactivated this connection: its changes queue up and nothing syncs until "
-                "it is activated again (its backlog triggers are off meanwhile, see "
-                "{$EXALATE.BACKLOG.IGNORE.STATUS}). If that is intended, set "
-                f"{ctx('{$EXALATE.DEACTIVATED.CONTROL}')} to 0 on the host."),
+                "it is activated again (its backlog triggers are off meanwhile: the macro "
+                "EXALATE.BACKLOG.IGNORE.STATUS names the statuses that get none). If that is intended, add the "
+                "host macro EXALATE.DEACTIVATED.CONTROL with this connection's name as its context, set to 0."),
     ]
+
+
+# A connection's value in the document: "not read" once collect compacted its reasons away (docs/collect.md: the
+# connection then says "unread": "see compacted" instead of "failures").
+COMPACTED_ERROR = ("not read; its reason was left out of the collected document to fit the agent's 512 KB: see its "
+                   "\"compacted\" field, or run zabbix-exalate status")
+
+
+def connection_value(field: str, path: str = "") -> List[dict]:
+    """From the document to one field of this connection (at path, default $.field), or the reason there is none.
+
+    The error check comes first, on the full path: Zabbix (6.0 and 7.0, measured) lists each step's result before
+    the failing one, so the reason is the error's second line instead of its fourth."""
+    own = f"$.connections[?(@.key=='{CONNECTION_KEY}')]"
+    return [step("CHECK_JSON_ERROR", f"{own}.failures.{field}.first()")] + connection_entry() + [
+        step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
+
+
+# The status item's connection when the node's list no longer holds it: discovery found it, so it was removed.
+NOT_LISTED = json.dumps({"status": REMOVED})
 
 
 def connection_items(d: Design) -> List[dict]:
     prototypes = []
     for m in CONNECTION_METRICS:
-        steps = connection_entry() + node_value(m.field_name) if d.one_poll else None
-        prototypes.append(item(d, m.command, f'Exalate: Connection "{CONNECTION}": {m.title}', connection_key(m.key),
+        steps = connection_value(m.field_name) if d.one_poll else None
+        prototypes.append(item(d, m.command, f'Exalate: {m.name}, connection "{CONNECTION}"', connection_key(m.key),
                                m.description, m.component, connection=True, triggers=connection_triggers(d, m),
                                preprocessing=steps))
     if d.one_poll:
@@ -471,12 +580,16 @@ def connection_items(d: Design) -> List[dict]:
         prototypes += [last_failure_item(d, m) for m in CONNECTION_METRICS if m.last_field]
         codes = ", ".join(f"{code} {status}" for status, code in CONNECTION_STATUSES)
         prototypes.append(item(
-            d, "status", f'Exalate: Connection "{CONNECTION}": Status', connection_key(STATUS_KEY),
+            d, "status", f'Exalate: Status, connection "{CONNECTION}"', connection_key(STATUS_KEY),
             f"The connection's status as the node reports it: {codes}, {OTHER_STATUS} any other. CONFIGURED: "
-            "named in the configuration file because the node lists no connections. The connection's id on the node: "
-            "{#CONNECTION.ID}.", "health", connection=True,
-            valuemap={"name": STATUS_VALUEMAP}, triggers=status_triggers(d),
-            preprocessing=connection_entry() + [step("JSONPATH", "$.status"), step("JAVASCRIPT", status_js())]))
+            "named in the configuration file because the node lists no connections. REMOVED: the node answers that "
+            "the connection is not found (removed on the other side), or no longer lists it. The connection's id on "
+            "the node: {#CONNECTION.ID}.", "health",
+            connection=True, valuemap={"name": STATUS_VALUEMAP}, triggers=status_triggers(d),
+            preprocessing=[failure_check("connections"),  # no list (the node is down): unsupported, never REMOVED
+                           step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()",
+                                otherwise=NOT_LISTED),
+                           step("JSONPATH", "$.status"), step("JAVASCRIPT", status_js())]))
     return prototypes
 
 
@@ -486,19 +599,20 @@ def oldest_item(d: Design, m) -> dict:
     oldest, size, period = d.ref(key), d.ref(connection_key(m.key)), ctx("{$EXALATE.STUCK.PERIOD}")
     who = f'Exalate: Connection "{CONNECTION}"'
     stuck = trigger(
-        d, f"{m.command}-stuck", f"nodata({oldest},{period})=1 and last({oldest})>0 and min({size},{period})>0",
-        f"{who}: {m.queue} are stuck", "AVERAGE", scope="performance",
-        event_name=f"{who}: {m.queue} are stuck (oldest event {{ITEM.LASTVALUE1}} waiting for {period})",
+        d, f"{m.command}-stuck",
+        f"nodata({oldest},{period})=1 and last({oldest})>0 and min({size},{period})>0{not_removed(d)}",
+        f"{who}: {m.name} are stuck", "AVERAGE", scope="performance", depends=connection_blind(d),
+        event_name=f"{who}: {m.name} are stuck (oldest event {{ITEM.LASTVALUE1}} waiting for {period})",
         # {ITEM.LASTVALUEn} counts the item references of the expression: the size is the third.
         opdata="Waiting: {ITEM.LASTVALUE3}, oldest event: {ITEM.LASTVALUE1}",
-        description=f"The queue of {m.queue.lower()} has held events all along, and its oldest has not moved: "
+        description=f"The queue of {m.name.lower()} has held events all along, and its oldest has not moved: "
         "nothing of this connection gets through, whatever the size of the queue. The usual causes: the other "
         "side is down or cannot reach this node, the connection is in error, or the oldest event fails every "
         "time it is retried (see the connection's failed syncs). Open the connection in the Exalate console of "
         "both nodes (Sync Queue, Errors tab) and look at that event. It resolves when the oldest event moves "
         "or the queue empties.")
-    return item(d, f"{m.command}-oldest", f'Exalate: Connection "{CONNECTION}": {m.queue}: oldest event', key,
-                f"The smallest syncEventId waiting in the queue of {m.queue.lower()}; 0 when the queue is empty or "
+    return item(d, f"{m.command}-oldest", f'Exalate: {m.name}, oldest event, connection "{CONNECTION}"', key,
+                f"The smallest syncEventId waiting in the queue of {m.name.lower()}; 0 when the queue is empty or "
                 "could not be read (the item of its size then says why). Stored only when it changes: the time of "
                 "its last value is when the queue last moved.",
                 m.component, connection=True, triggers=[stuck],
@@ -508,9 +622,9 @@ def oldest_item(d: Design, m) -> dict:
 
 def last_failure_item(d: Design, m) -> dict:
     """The newest failure of a queue of failures as text, with history: the sequence of failures."""
-    return item(d, m.last_field.replace("_", "-"), f'Exalate: Connection "{CONNECTION}": Newest failed {m.alarm.noun}',
+    return item(d, m.last_field.replace("_", "-"), f'Exalate: {m.name}, newest, connection "{CONNECTION}"',
                 connection_key("exalate." + m.last_field),
-                f"The failure with the highest syncEventId among the failed {m.alarm.noun} of the connection: "
+                f"The newest of the connection's {m.name.lower()} (the highest syncEventId): "
                 "\"ISSUE REASON: message\", \"none\", or \"unknown: \" and why the queue could not be read. Stored "
                 "when it changes: its history is the sequence of failures.", m.component, connection=True,
                 value_type="TEXT", trends="0", history="30d",
@@ -520,18 +634,17 @@ def last_failure_item(d: Design, m) -> dict:
 
 def reason_discovery_rule(d: Design) -> dict:
     """One-poll templates: a dependent rule over every connection's failure reasons, one item each."""
-    who = 'Exalate: Connection "{#CONNECTION}"'
     rule = {"uuid": d.uid("discovery:reasons"), "name": "Exalate: Failure reason discovery", "type": "DEPENDENT",
             "key": node_key(REASON_DISCOVERY_KEY), "delay": "0",
             "filter": connection_filter(), **lifetimes(d),
             "description": "The reasons (errorReason, blobErrorReason) the failed syncs of each connection carry, "
                            "from the connections of the collected document.",
             "item_prototypes": [item(
-                d, "failed-by-reason", f"{who}: Failed {{#KIND.NAME}} by reason {{#REASON}}",
+                d, "failed-by-reason", f'Exalate: {{#KIND.NAME}} by reason {{#REASON}}, connection "{CONNECTION}"',
                 connection_key(REASON_KEY)[:-1] + ",{#KIND},{#REASON.KEY}]",
-                "How many failed syncs of the connection carry this reason (0 once none does).", "queue",
-                connection=True, preprocessing=connection_entry() + [
-                    step("CHECK_JSON_ERROR", "$.failures.{#QUEUE}"), step("JSONPATH", "$.{#REASONS}"),
+                "How many of the connection's failed syncs or failed attachments carry this reason (0 once none "
+                "does).", "queue",
+                connection=True, preprocessing=connection_value("{#QUEUE}", "$.{#REASONS}") + [
                     step("JAVASCRIPT", REASON_COUNT_JS)])],
             "master_item": {"key": master_key(d)},
             "lld_macro_paths": [{"lld_macro": m, "path": p} for m, p in REASON_MACRO_PATHS],
@@ -624,7 +737,8 @@ BROADCASTS = ("graphprototype", "problems", "honeycomb")
 SIMPLE_GRAPH_PROTOTYPE = "3"  # a graph prototype widget's source: one item prototype's simple graph
 RED, GREEN, ORANGE, YELLOW, GREY = "E45959", "59DB8F", "FFA059", "FFD54F", "97AAB3"
 # A connection's status code from its cell's colour (7.0 thresholds: a value at or above one takes its colour).
-STATUS_COLOURS = {"ACTIVE": GREEN, "DEACTIVATED": ORANGE, "ERROR": RED, "PENDING": YELLOW, "CONFIGURED": GREEN}
+STATUS_COLOURS = {"ACTIVE": GREEN, "DEACTIVATED": ORANGE, "ERROR": RED, "PENDING": YELLOW, "CONFIGURED": GREEN,
+                  REMOVED: RED}
 
 
 def field(kind: str, name: str, value) -> dict:
@@ -709,15 +823,15 @@ def dashboard(d: Design) -> dict:
     others = [m for m in NODE_METRICS if m is not errors]
     # The first row: the node's state, then its figures. Down is red, errors orange (7.0).
     tiles = [(node_key(PING_KEY), ((1, GREEN),))]
-    if d.one_poll:
-        tiles.append((node_key(RESPONSE_TIME_KEY), ()))
+    if d.one_poll:  # refused credentials call for a new token, not for the node's administrators
+        tiles.append((node_key(CREDENTIALS_KEY), ((1, GREEN), (2, YELLOW))))
     tiles.append((node_key(errors.key), ((1, ORANGE),)))
     if d.one_poll:
         tiles.append((node_key(CONNECTION_COUNT_KEY), ()))
     tiles += [(node_key(m.key), ()) for m in others]
     width = GRID_COLUMNS["6.0"] // len(tiles)
     for i, (key, thresholds) in enumerate(tiles):
-        if key == node_key(PING_KEY):  # "Down (0)", "Up (1)": words, a smaller size fits them
+        if key in (node_key(PING_KEY), node_key(CREDENTIALS_KEY)):  # "Down (0)", "Up (1)": words fit smaller
             tile(g, key, i * width, width, ((0, RED),) + thresholds, size=24)
         else:
             tile(g, key, i * width, width, thresholds)
@@ -730,8 +844,8 @@ def dashboard(d: Design) -> dict:
         else:
             problems_widget(g, 0, y, 24, 7)
         y += 7
-    per_connection_graphs(g, "Backlog per connection", connection_key(backlog.key), 0, y, 12, 2)
-    per_connection_graphs(g, f"Failed {failed.alarm.noun} per connection", connection_key(failed.key), 12, y, 12, 2)
+    per_connection_graphs(g, f"{backlog.name} per connection", connection_key(backlog.key), 0, y, 12, 2)
+    per_connection_graphs(g, f"{failed.name} per connection", connection_key(failed.key), 12, y, 12, 2)
     return {"uuid": d.uid("dashboard:overview"), "name": "Exalate node", "pages": [{"widgets": g.widgets}]}
 
 
@@ -742,10 +856,20 @@ def valuemaps(d: Design) -> List[dict]:
         codes = sorted([(OTHER_STATUS, "Other")] + [(code, status.title()) for status, code in CONNECTION_STATUSES])
         maps.append({"uuid": d.uid("valuemap:connection-status"), "name": STATUS_VALUEMAP,
                      "mappings": [{"value": str(code), "newvalue": text} for code, text in codes]})
+        maps.append({"uuid": d.uid("valuemap:credentials"), "name": CREDENTIALS_VALUEMAP,
+                     "mappings": [{"value": str(code), "newvalue": state.capitalize()}
+                                  for state, code in sorted(CREDENTIAL_STATES, key=lambda sc: sc[1])]})
     return maps
 
 
 MACRO_USE = re.compile(r"\{\$([A-Z0-9_.]+)[:}]")
+
+
+# The last step of a template's setup, in its description.
+SETUP = {PER_CHECK: "then `zabbix-exalate agent install` gives the agent its UserParameters.",
+         AGENT: "then `zabbix-exalate agent install` gives the agent its UserParameters.",
+         TRAPPER: "then run `zabbix-exalate --node NODE send` every minute (a systemd timer or cron) on a host that "
+                  "reaches the node and the Zabbix server."}
 
 
 def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> dict:
@@ -755,7 +879,10 @@ def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> di
         "uuid": d.uid("template"), "template": d.name, "name": d.name,
         "description": "Watches an Exalate node (Jira, ServiceNow, Zendesk, GitHub, Azure DevOps, HP ALM sync) "
                        f"with zabbix-exalate. {d.summary} Node reachability, errors, queue totals, and the six "
-                       "queues of every discovered connection. Setup: templates/README.md of zabbix-exalate.",
+                       "queues of every discovered connection. Setup: install zabbix-exalate (pip) where the "
+                       "values are read, describe the node in a section of /etc/zabbix/zabbix_exalate.conf (mode "
+                       "600, owned by zabbix) and set the host macro EXALATE.NODE to that section's name; "
+                       + SETUP[d.wiring],
         "groups": [{"name": GROUP}],
         "items": node_items(d),
         "discovery_rules": [discovery_rule(d)] + ([reason_discovery_rule(d)] if d.one_poll else []),

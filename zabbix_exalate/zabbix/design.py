@@ -18,6 +18,7 @@ GROUP = "Templates/Applications"
 GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own uuid for this group
 VALUEMAP = "Exalate node state"
 STATUS_VALUEMAP = "Exalate connection status"
+CREDENTIALS_VALUEMAP = "Exalate credentials"
 CONNECTION = "{#CONNECTION}"
 CONNECTION_KEY = "{#CONNECTION.KEY}"
 
