@@ -190,11 +190,11 @@ def test_max_connections_must_be_sensible(write_config, cli):
 
 
 def test_a_document_too_big_for_the_agent_points_to_send(write_config, cli, sim):
-    # A healthy node whose own figures do not fit: 400 connections with long names, each with failed syncs (an
+    # A healthy node whose own figures do not fit: 600 connections with long names, each with failed syncs (an
     # outage's reasons, which can be compacted, are tests/fast/test_outage_and_scale.py's).
     sim.simulator.update(connections=[{"name": f"{i:03d}" + "x" * 250, "payload_bytes": 8,
                                        "queues": {"error-responses": 1, "blob-error-responses": 1}}
-                                      for i in range(400)])
+                                      for i in range(600)])
     cli("collect", config_path=write_config(timeout="30", max_connections="8")).assert_failed(3, "512 KB", "send")
 
 
