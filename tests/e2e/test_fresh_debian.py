@@ -250,8 +250,8 @@ def expected_numbers(scenario: dict) -> dict:
     """The numbers a collect document of this simulated node must hold."""
     numbers = {"ping": 1, **{m.field_name: scenario[m.command] for m in NODE_METRICS}}
     for connection in scenario["connections"]:
-        numbers[connection["name"]] = {
-            "status": connection["status"],
+        numbers[connection["name"]] = {  # a connection the node says it does not know is removed, whatever it lists
+            "status": "REMOVED" if connection.get("removed") else connection["status"],
             **{m.field_name: FAILED if connection.get("removed") else connection["queues"].get(m.command, 0)
                for m in CONNECTION_METRICS}}
     return numbers

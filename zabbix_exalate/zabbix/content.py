@@ -788,8 +788,9 @@ def per_connection_graphs(g: Grid, name: str, key: str, x: int, y: int, width: i
 
 
 def problems_widget(g: Grid, x: int, y: int, width: int, height: int) -> None:
-    """7.0: the host's problems, worst first, each with its operational data (the backlog, the failure)."""
+    """7.0: the host's open problems, worst first, each with its operational data (the backlog, the failure)."""
     g.add("problems", "Problems", x, y, width, height, [
+        field("INTEGER", "show", "3"),            # open problems only: resolved ones would push them out
         field("INTEGER", "show_opdata", "1"),     # in a column of its own
         field("INTEGER", "sort_triggers", "1"),   # severity, highest first
         field("INTEGER", "show_timeline", "0"),
