@@ -131,6 +131,20 @@ def test_check_names_the_agent_s_timeout(tmp_path):
     assert ran.code == 7 and "Timeout of 1 s" in ran.stderr, ran
 
 
+def test_check_reads_the_included_files_as_the_agent_does(tmp_path):
+    # The agent follows an Include into a directory and on into the files that directory's files include; the
+    # Timeout it reads there replaces the default of 3 s. agent check must find the same UserParameter and Timeout.
+    needs_zabbix_user()
+    conf = agent_conf(tmp_path)
+    nested = tmp_path / "more"
+    nested.mkdir()
+    (nested / "deep.conf").write_text("UserParameter=t.deep,sleep 5\n")
+    (tmp_path / "zabbix_agentd.conf.d" / "t.conf").write_text(f"Include={nested}/\nTimeout=1\n")
+    ran = run_cli("agent", "check", "t.deep", "--agent-config", str(conf))
+    assert ran.code == 7 and "t.deep runs, as user zabbix: sleep 5" in ran.stdout, ran
+    assert "Timeout of 1 s" in ran.stderr, ran
+
+
 def test_check_shows_that_the_agent_cannot_run_a_program_under_root_s_home(tmp_path):
     # The mistake install.md warns about: this test's venv lives on Python under /root, which the zabbix
     # user cannot execute. Root's own run would pass; the agent's check shows the truth.

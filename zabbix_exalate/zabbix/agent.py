@@ -1,6 +1,5 @@
 """The Zabbix agent's side of a host: installing our UserParameters, and running a key as the agent would."""
 import errno
-import glob
 import os
 import pwd
 import re
@@ -177,14 +176,14 @@ def parse_key(key: str) -> Tuple[str, List[str]]:
 
 
 def command_for(agent: Agent, key: str) -> str:
-    """The shell command the agent would run for key, from the UserParameter files it includes."""
+    """The shell command the agent would run for key, from agent (merged: the files it includes read in)."""
     name, params = parse_key(key)
     if agent.first("UnsafeUserParameters", "0") != "1":
         bad = sorted({c for p in params for c in p if c in UNSAFE})
         if bad:
             raise ConfigError(f"the agent refuses this key: a parameter holds {' '.join(map(repr, bad))}, which "
                               f"it allows only with UnsafeUserParameters=1; use the key form from discovery")
-    for line in _userparameter_lines(agent):
+    for line in agent.values.get("UserParameter", []):
         defined, _, command = line.partition(",")
         flexible = defined.endswith("[*]")
         if (defined[:-3] if flexible else defined) != name or (params and not flexible):
@@ -196,16 +195,6 @@ def command_for(agent: Agent, key: str) -> str:
                        (command if m.group(1) == "0" else "")), command)
     raise ConfigError(f"no UserParameter for {name} in the files {agent.config} includes: run "
                       f"'zabbix-exalate agent install' and restart the agent")
-
-
-def _userparameter_lines(agent: Agent) -> List[str]:
-    lines = list(agent.values.get("UserParameter", []))
-    for pattern in agent.values.get("Include", []):
-        path = os.path.join(os.path.dirname(agent.config), pattern)
-        for included in sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]:
-            if os.path.isfile(included):
-                lines += read_agent(included).values.get("UserParameter", [])
-    return lines
 
 
 @dataclass
@@ -224,6 +213,7 @@ class Seen:
 
 def run_as_agent(agent: Agent, key: str, env: Dict[str, str]) -> Seen:
     """Run the key's command through /bin/sh as the agent's user, with the agent's PATH and Timeout."""
+    agent = agent.merged()  # User, Timeout and UserParameter lines may all stand in included files
     command = command_for(agent, key)
     user = agent.first("User", "zabbix")
     try:
