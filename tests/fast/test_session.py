@@ -1,8 +1,10 @@
-"""What requests takes from the environment holds for every request of a run: the proxy variables, NO_PROXY and
-~/.netrc (collect looks them up once per node address, not at each of its hundreds of requests: issue 18)."""
+"""Every request of a run carries what requests' Session.request gave it (issue 18 prepares and sends them for less):
+what the environment says (proxy variables, NO_PROXY, ~/.netrc: looked up once per node address, not at each of
+collect's hundreds of requests), the node's cookies sent back, the session's headers."""
 import json
 
 import pytest
+import requests
 
 from helpers import config_file, run_cli
 from hostile_server import Answer, HostileServer
@@ -53,3 +55,23 @@ def test_a_netrc_login_for_the_node_goes_with_every_request_that_carries_no_logi
         assert json.loads(ran.stdout)["ping"] == 1, ran
         sent = node.sent_values("Authorization")
     assert len(sent) == len(node.seen()) >= 4 and set(sent) == {"Basic bmV0cmMtdXNlcjpuZXRyYy1wYXNzd29yZC1vZi10aGUtbm9kZQ=="}, sent
+
+
+def test_the_node_gets_its_cookie_back_and_the_same_headers_on_every_request_after_the_first(tmp_path):
+    cookie = [("Set-Cookie", "JSESSIONID=node-session-1; Path=/")]
+    with HostileServer() as node:
+        node.route("GET", "*/connections*", Answer(200, b'{"total": 1, "results": [{"name": "A b", "id": 1}]}',
+                                                    headers=cookie))
+        node.route("GET", "*", Answer(200, b"[]", headers=cookie))
+        config = config_file(tmp_path / "zabbix_exalate.conf", node.url, user="monitor", password="pa55-w0rd-node",
+                             token_cache="off")
+        ran = run_cli("--config", config, "collect")
+        assert ran.code == 0 and json.loads(ran.stdout)["connections"][0]["name"] == "A b", ran
+        seen = node.seen()
+    assert len(seen) == 4 + 6, seen  # the ping alone first, then the rest
+    for request in seen[1:]:
+        assert request.header("Cookie") == "JSESSIONID=node-session-1", request
+        assert [k.lower() for k in request.headers] == ["authorization", "cookie", "connection", "accept",
+                                                        "accept-encoding", "user-agent", "host"], request
+        assert (request.header("Connection"), request.header("Accept-Encoding")) == \
+            ("keep-alive", requests.utils.default_headers()["Accept-Encoding"]), request
