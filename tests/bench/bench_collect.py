@@ -6,8 +6,8 @@ reference checkout's), Python's own start-up, and curl.
 
 A node with 50 connections, each with a few small queue elements (so that what is measured is the
 cost of asking, not of parsing), is served by the simulator in its own process and session. Each
-round then polls it three ways, in an order that changes from round to round so that machine noise
-hits all three alike, collect and curl always one right after the other (their ratio is the fragile one):
+round then runs each way once, in an order that changes from round to round so that machine noise
+hits them alike:
 
   per-check template   4 + 6 x connections checks, each its own process started through /bin/sh from
                        the UserParameter lines, as the agent runs them, at most --agents at a time
@@ -15,7 +15,8 @@ hits all three alike, collect and curl always one right after the other (their r
   collect              the one-poll template's master item: one `zabbix-exalate collect` process;
   curl                 one curl process fetching the same URLs over one kept-alive connection;
   reference collect    with --reference PATH: the same `collect` command, run on the code of another checkout
-                       (PYTHONPATH=PATH, e.g. `git worktree add /tmp/ref main`): before and after, in one run;
+                       (PYTHONPATH=PATH; e.g. `git archive main | tar -x -C /tmp/ref`): before and after, in one
+                       run;
   python start-up      `python -c "import requests"` on collect's interpreter: the floor no change to our
                        code can go below.
 
@@ -29,7 +30,6 @@ rounds' ratios, and the ratios are what carries from one machine to another. Wit
 two `collect`s must print the same document (its response_time aside). Exits 1 when a target is missed.
 """
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -60,13 +60,14 @@ PER_CHECK, COLLECT, REFERENCE, CURL, PYTHON = ("per-check template", "collect", 
 
 
 def orders(kinds: List[str], rounds: int) -> List[List[str]]:
-    """Each round's order: the quick ways in every order in turn (machine noise hits them alike), the per-check
-    template first and last in turn."""
+    """Each round's order: the quick ways rotated by one each round (each takes every place in turn, so that
+    machine noise hits them alike), reversed every other lap; the per-check template first and last in turn."""
     quick = [k for k in kinds if k != PER_CHECK]
-    turns = list(itertools.permutations(quick))
     found = []
     for n in range(rounds):
-        order = list(turns[n % len(turns)])
+        order = quick[n % len(quick):] + quick[:n % len(quick)]
+        if n // len(quick) % 2:
+            order.reverse()
         if PER_CHECK in kinds:
             order = [PER_CHECK] + order if n % 2 == 0 else order + [PER_CHECK]
         found.append(order)
