@@ -36,6 +36,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -265,6 +266,8 @@ def main() -> None:
         + [CURL, PYTHON]
     scene = scenario(args.connections)
     load = os.getloadavg()
+    # Stopped by timeout(1) or kill, still stop the simulator (its own session: no signal reaches it otherwise).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))
     with tempfile.TemporaryDirectory() as tmp:
         simulator, config = start_simulator(tmp, scene)
         with open(config, "a", encoding="utf-8") as handle:
