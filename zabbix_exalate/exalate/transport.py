@@ -1,11 +1,12 @@
 """HTTP to one node within the run's deadline: every way a request or an answer can fail becomes one CheckError."""
 import re
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
 
 from ..config import NodeConfig
 from ..errors import AuthError, BadResponse, CheckTimeout, ServerError, Unreachable, printable
@@ -140,6 +141,10 @@ class Transport:
         self.deadline = deadline
         self.masker = masker
         self.session = session or requests.Session()
+        # requests reads the environment (proxy variables, REQUESTS_CA_BUNDLE, ~/.netrc) again at every request, a
+        # quarter to a third of its CPU (tests/bench/bench_requests.py). Within a run it does not change: read once.
+        self.trust_env, self.session.trust_env = self.session.trust_env, False
+        self._settings: Dict[str, Tuple[dict, object, Optional[tuple]]] = {}
         self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
         self.waiting_for: Optional[str] = None  # the host a request waits on, for a timeout's message
 
@@ -177,7 +182,7 @@ class Transport:
                 self.trace(f"{method} {show(url)}: the node closed the connection without answering; once more, "
                            f"on a new connection")
             with requests.Session() as fresh:
-                fresh.trust_env = self.session.trust_env
+                fresh.trust_env = False  # what it says is in _settings
                 return self._attempt(fresh, method, url, credential, headers, self.deadline.remaining(), **kwargs)
         except (OSError, requests.exceptions.RequestException) as exc:
             raise request_failure(exc, url, self.deadline.seconds, self.proxy(), "the node",
@@ -186,11 +191,34 @@ class Transport:
     def _attempt(self, session: requests.Session, method: str, url: str, credential, headers: dict, timeout: float,
                  **kwargs) -> requests.Response:
         cfg = self.cfg
-        return session.request(
-            method, url, headers=headers, auth=credential.basic, timeout=(timeout, timeout),
-            stream=True, allow_redirects=False, verify=cfg.verify,
-            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
-            proxies={"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else None, **kwargs)
+        proxies, verify, netrc = self._settings_for(url)
+        # What Session.request does, less what costs CPU and changes nothing here: merging the session's settings
+        # (we pass them all) and copying its cookies into a new jar at every request (a tenth of collect's CPU).
+        merged = CaseInsensitiveDict(session.headers)
+        merged.update(headers)
+        prepared = requests.Request(method, url, headers=merged, auth=credential.basic or netrc,
+                                    cookies=session.cookies, **kwargs).prepare()
+        return session.send(prepared, timeout=(timeout, timeout), stream=True, allow_redirects=False, verify=verify,
+                            cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
+                            proxies=proxies)
+
+    def _settings_for(self, url: str) -> Tuple[dict, object, Optional[tuple]]:
+        """The proxies, verify and ~/.netrc login a session trusting the environment would use for url, as
+        requests itself finds them, looked up once per scheme and host."""
+        scheme, _, rest = url.partition("://")
+        origin = scheme + "://" + rest.split("/", 1)[0]
+        found = self._settings.get(origin)
+        if found is None:
+            cfg = self.cfg
+            proxies = {"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else {}
+            verify, netrc = cfg.verify, None
+            if self.trust_env:
+                with requests.Session() as probe:
+                    merged = probe.merge_environment_settings(url, proxies, True, verify, None)
+                proxies, verify = merged["proxies"], merged["verify"]
+                netrc = requests.utils.get_netrc_auth(url)
+            found = self._settings[origin] = (proxies, verify, netrc)
+        return found
 
     def raise_for_status(self, response: requests.Response, url: str, credential) -> None:
         """Nothing for a JSON 200; else the CheckError that says what the answer means."""
