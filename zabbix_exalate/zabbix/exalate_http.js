@@ -167,8 +167,8 @@ function sha256Bytes(bytes) {
     while (data.length % 64 !== 56) {
         data.push(0);
     }
-    data.push(0, 0, 0, 0, (bits / 4294967296) >>> 24 & 255, (bits / 4294967296) >>> 16 & 255,
-        (bits / 4294967296) >>> 8 & 255, (bits / 4294967296) & 255);
+    var high = Math.floor(bits / 4294967296);
+    data.push(high >>> 24 & 255, high >>> 16 & 255, high >>> 8 & 255, high & 255);
     data.push(bits >>> 24 & 255, bits >>> 16 & 255, bits >>> 8 & 255, bits & 255);
     var w = [];
     for (var block = 0; block < data.length; block += 64) {
