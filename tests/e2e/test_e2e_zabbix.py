@@ -23,8 +23,8 @@ from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION
                                     RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import is_tagged_key, key_form, listed_connections, shown
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
-from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
-                                          master_key)
+from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, HTTP, PER_CHECK, TRAPPER, Design,
+                                          format_for, master_key)
 
 USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
 from zabbix_stack import Stack, StackError
@@ -454,17 +454,36 @@ def add_host(zabbix: Stack, env: dict, name: str, section: str, design: Design, 
         zabbix.api("host.delete", [h["hostid"] for h in old])
     args = ("zabbix", "add-host", name, "--agent-port", str(zabbix.agent_port), "--node", section,
             "--template", design.name)
+    # The HTTP template's host takes the node's URL and credentials from its section, as macros.
+    http = design.wiring == HTTP
+    if http:
+        env = {**env, "ZABBIX_EXALATE_CONFIG": str(zabbix.state_dir / CONFIG_NAME)}
     added = run_cli(*args, env=env)
     assert added.code == 0 and "created" in added.stdout, added
     again = run_cli(*args, env=env)
     assert again.code == 0 and "updated" in again.stdout, again
-    found = zabbix.api("host.get", {"filter": {"host": name}, "selectMacros": ["macro", "value"],
-                                    "selectParentTemplates": ["host"], "output": ["hostid"]})[0]
+    found = zabbix.api("host.get", {"filter": {"host": name}, "selectMacros": ["macro", "value", "type"],
+                                    "selectParentTemplates": ["host"], "selectInterfaces": ["type"],
+                                    "output": ["hostid"]})[0]
     assert [t["host"] for t in found["parentTemplates"]] == [design.name]
-    assert [(m["macro"], m["value"]) for m in found["macros"]] == [(NODE_KEY, section)]
+    macros = sorted((m["macro"], m.get("value") if m["type"] == "0" else "(secret)") for m in found["macros"])
+    if http:  # nothing of ours on any host: no agent interface, the node's URL and credentials as macros
+        assert found["interfaces"] == [], found
+        assert (NODE_KEY, section) in macros and ("{$EXALATE.URL}", zabbix_url(zabbix, section)) in macros, macros
+        assert ("{$EXALATE.PASSWORD}", "(secret)") in macros, macros
+    else:
+        assert macros == [(NODE_KEY, section)]
     zabbix.api("usermacro.create", [{"hostid": found["hostid"], "macro": macro, "value": value}
                                     for macro, value in fast_macros(interval).items()])
     return found["hostid"]
+
+
+def zabbix_url(zabbix: Stack, section: str) -> str:
+    """The url of a section of the agents' configuration file."""
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(zabbix.state_dir / CONFIG_NAME)
+    return parser[section]["url"]
 
 
 def discovered(zabbix: Stack, hostid: str, design: Design, count: int, what: str) -> None:
@@ -959,8 +978,9 @@ def test_node_unreachable_opens_when_the_node_stops_and_resolves_when_it_is_back
                       if p["name"] == refused]
         (trigger,) = case.zabbix.api("trigger.get", {"triggerids": problem["objectid"], "output": ["comments"],
                                                      "expandComment": True})
-        # What to do, in the description itself: the section to edit, with its name filled in.
-        assert f"section {case.section} of /etc/zabbix/zabbix_exalate.conf" in trigger["comments"], trigger
+        # What to do, in the description itself: the section to edit, with its name filled in (or the macro).
+        assert (f"section {case.section} of /etc/zabbix/zabbix_exalate.conf" if case.design.wiring != HTTP
+                else "the host's secret macro: EXALATE.PASSWORD") in trigger["comments"], trigger
     wait_for("the credentials-refused problem resolved", lambda: refused not in case.problems(),
              detail=case.problems)
 

@@ -118,7 +118,7 @@ FAULTS = {
     # fault at the outgoing total (the ping): the document's reason for it
     "401": ({"status": 401}, "outgoing", "answered HTTP 401: the credentials were rejected", "refused"),
     "403": ({"status": 403}, "outgoing", "answered HTTP 403: the credentials were not accepted", "refused"),
-    "500": ({"status": 500}, "outgoing", "answered HTTP 500: the node has a problem", "unknown"),
+    "500": ({"status": 500}, "outgoing", "answered HTTP 500 Internal Server Error: the node has a problem", "unknown"),
     "HTML login page": ({"html": True}, "outgoing", "answered with an HTML page instead of JSON", "unknown"),
     "HTML without its content type": ({"body": "<html><body>Log in</body></html>", "content_type": "text/plain"},
                                       "outgoing", "is an HTML page, not JSON", "unknown"),

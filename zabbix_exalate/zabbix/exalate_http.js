@@ -499,8 +499,11 @@ function raiseForStatus(answer, url, label) {
             + 'address it redirects to');
     }
     if (status >= 500) {
-        fail(show(url) + ' answered HTTP ' + status + ": the node has a problem; see the Exalate/Jira log on the "
-            + 'node', 'server');
+        // HttpRequest gives no reason phrase: the standard one, as collect shows the node's.
+        var phrase = {500: ' Internal Server Error', 502: ' Bad Gateway', 503: ' Service Unavailable',
+            504: ' Gateway Timeout'}[status] || '';
+        fail(show(url) + ' answered HTTP ' + status + phrase + ': the node has a problem; see the Exalate/Jira log '
+            + 'on the node', 'server');
     }
     if (status === 404) {
         fail(show(url) + ' does not exist (HTTP 404): check the macro EXALATE.URL (the node\'s base URL) and that '
