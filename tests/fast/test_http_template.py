@@ -23,6 +23,8 @@ TOKEN_SECRETS = (MONITOR_PASSWORD,)
 ODD = [
     {"name": "Twin", "id": 31, "queues": {"sync-requests": 2}},
     {"name": "Twin", "id": 30, "queues": {"blob-requests": 1}},
+    {"name": "Twin", "id": 2 ** 53 + 1},  # beyond what a double holds: its digits kept
+    {"name": "Big", "id": -(10 ** 40)},
     {"name": "ADO <> Jira/Prod é\U0001F600 ~*'()", "id": "x-7", "status": "DEACTIVATED",
      "queues": {"error-responses": 3}, "error_reasons": ["SCRIPT_ERROR", "  ", "NO_ISSUE_TO_CONNECT_TO"]},
     {"name": "n" * 97, "id": 40, "queues": {"blob-error-responses": 2}},

@@ -675,10 +675,44 @@ function text(t, width) {
     return t === null ? null : oneLine(mask(t), width);
 }
 
+// Ids past 2^53 (a double cannot hold them) stay their digits: as text through the script, marked, and written back
+// as numbers in the document, as collect writes them.
+var BIG = '~id' + Math.floor(Math.random() * 1e9) + ':';
+
+function isBig(id) {
+    return typeof id === 'string' && id.indexOf(BIG) === 0;
+}
+
+function keepBigIds(body) {
+    return body.replace(/(^|[^\\])("id"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g, function (all, before, key, digits) {
+        return before + key + '"' + BIG + digits + '"';
+    });
+}
+
+function withinIds(digits) {  // up to 10^64, as jsonstream.MAX_ID
+    return digits.length <= 64 || digits === '1' + new Array(65).join('0');
+}
+
+function compareIds(a, b) {
+    if (typeof a === 'number' && typeof b === 'number') {
+        return a - b;
+    }
+    var x = isBig(a) ? a.slice(BIG.length) : String(a), y = isBig(b) ? b.slice(BIG.length) : String(b);
+    var sx = x.charAt(0) === '-' ? -1 : 1, sy = y.charAt(0) === '-' ? -1 : 1;
+    if (sx !== sy) {
+        return sx - sy;
+    }
+    x = x.replace('-', '');
+    y = y.replace('-', '');
+    var magnitude = x.length !== y.length ? x.length - y.length : x < y ? -1 : x > y ? 1 : 0;
+    return sx * magnitude;
+}
+
 function readConnections() {
     var url = cfg.url + SPEC.api_root + SPEC.connections_path;
     var what = 'the answer of ' + show(url);
     var answer = get(url, 'queue');
+    answer.body = keepBigIds(answer.body);
     var data = parse(answer, url);
     var list, total = null;
     if (Array.isArray(data)) {
@@ -714,8 +748,8 @@ function readConnections() {
                 + found.length + ' connections so far): more than zabbix-exalate holds for one node, a broken or '
                 + 'hostile answer');
         }
-        var id = typeof c.id === 'string' ? c.id : typeof c.id === 'number' && c.id % 1 === 0 ? exact(c.id, what, 'id')
-            : null;
+        var id = isBig(c.id) ? (withinIds(c.id.slice(BIG.length).replace('-', '')) ? c.id : null)
+            : typeof c.id === 'string' ? c.id : typeof c.id === 'number' && c.id % 1 === 0 ? c.id : null;
         var comm = c.communication && typeof c.communication === 'object' ? c.communication : {};
         found.push({name: name, id: id, status: typeof c.status === 'string' ? c.status : null,
             remote: typeof comm.remoteUrl === 'string' ? comm.remoteUrl : null});
@@ -744,8 +778,8 @@ function pyRepr(id) {
     if (id === null) {
         return 'None';
     }
-    if (typeof id === 'number') {
-        return String(id);
+    if (typeof id === 'number' || isBig(id)) {
+        return isBig(id) ? id.slice(BIG.length) : String(id);
     }
     var q = id.indexOf("'") >= 0 && id.indexOf('"') < 0 ? '"' : "'";
     return q + printable(id.replace(/\\/g, '\\\\').split(q).join('\\' + q)) + q;
@@ -758,13 +792,16 @@ function tag(n, again) {
 
 function idOrder(a, b) {
     function rank(e) {
-        return typeof e.id === 'number' ? 0 : typeof e.id === 'string' ? 1 : 2;
+        return typeof e.id === 'number' || isBig(e.id) ? 0 : typeof e.id === 'string' ? 1 : 2;
     }
     var ra = rank(a), rb = rank(b);
     if (ra !== rb) {
         return ra - rb;
     }
-    if (ra < 2 && a.id !== b.id) {
+    if (ra === 0 && compareIds(a.id, b.id) !== 0) {
+        return compareIds(a.id, b.id);
+    }
+    if (ra === 1 && a.id !== b.id) {
         return a.id < b.id ? -1 : 1;
     }
     return a.position - b.position;
@@ -952,4 +989,6 @@ if (connections !== null) {
         doc.failures = failures;
     }
 }
-return JSON.stringify(doc);
+return JSON.stringify(doc).split('"' + JSON.stringify(BIG).slice(1, -1)).map(function (part, i) {
+    return i === 0 ? part : part.replace(/^(-?\d+)"/, '$1');
+}).join('');
