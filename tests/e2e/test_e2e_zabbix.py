@@ -573,7 +573,8 @@ def entities(zabbix: Stack, template: str, hostid: str) -> Dict[str, list]:
     snapshot = {method: sorted(tuple(e[k] for k in fields) for e in zabbix.api(method, {**ids, "output": list(fields)}))
                 for method, fields in ENTITIES}
     # usermacro.get's templateids means the hosts linked to them: a template's own macros are its hostids'.
-    snapshot["usermacro.get"] = sorted((m["hostmacroid"], m["macro"], m["value"]) for m in zabbix.api(
+    # A secret macro's value is never returned (the HTTP template's credentials).
+    snapshot["usermacro.get"] = sorted((m["hostmacroid"], m["macro"], m.get("value")) for m in zabbix.api(
         "usermacro.get", {"hostids": found[0]["templateid"], "output": ["hostmacroid", "macro", "value"]}))
     snapshot["valuemap.get"] = sorted((v["valuemapid"], v["name"]) for v in zabbix.api(
         "valuemap.get", {"hostids": found[0]["templateid"], "output": ["valuemapid", "name"]}))
