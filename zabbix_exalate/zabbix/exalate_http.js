@@ -237,6 +237,7 @@ function addSecret(secret) {
 function addBasic(user, password) {
     if (password) {
         addSecret(base64(utf8(user + ':' + password)));
+        addSecret(base64(basicBytes(user + ':' + password)));
     }
 }
 
@@ -325,9 +326,21 @@ function host(url) {
 var http = new HttpRequest();
 var token = null;  // the run's JWT, minted or from logging in
 
+// Basic auth's bytes: Latin-1 where it suffices, as the command sends them (requests), else UTF-8.
+function basicBytes(text) {
+    var bytes = [];
+    for (var i = 0; i < text.length; i++) {
+        if (text.charCodeAt(i) > 255) {
+            return utf8(text);
+        }
+        bytes.push(text.charCodeAt(i));
+    }
+    return bytes;
+}
+
 function basic(user, password, macros) {
     return {label: "basic auth as '" + user + "' (macros " + macros + ')',
-        headers: {Authorization: 'Basic ' + base64(utf8(user + ':' + (password || '')))}};
+        headers: {Authorization: 'Basic ' + base64(basicBytes(user + ':' + (password || '')))}};
 }
 
 function jwt(what) {
@@ -938,7 +951,7 @@ function ordered(entry, order) {
     var failures = {}, any = false;
     order.concat(Object.keys(entry.failures)).forEach(function (k) {
         if (entry.failures.hasOwnProperty(k) && !failures.hasOwnProperty(k)) {
-            failures[k] = entry.failures[k];
+            failures[k] = mask(entry.failures[k]);  // a reason may quote what the node chose
             any = true;
         }
     });
