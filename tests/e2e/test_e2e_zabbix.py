@@ -16,7 +16,8 @@ import pytest
 
 import frontend_shots
 from e2e_support import Feeder, LiveNode, wait_for
-from helpers import PASSWORD, USER, config_file, macro_names, misplaced_macros, require_binary, run_cli
+from helpers import (PASSWORD, USER, assert_no_secret, config_file, macro_names, misplaced_macros, require_binary,
+                     run_cli)
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                                     CREDENTIAL_STATES, CREDENTIALS_KEY, NODE_METRICS, PING_KEY, REASON_KEY,
@@ -984,6 +985,18 @@ def test_node_unreachable_opens_when_the_node_stops_and_resolves_when_it_is_back
                 else "the host's secret macro: EXALATE.PASSWORD") in trigger["comments"], trigger
     wait_for("the credentials-refused problem resolved", lambda: refused not in case.problems(),
              detail=case.problems)
+
+
+@only(HTTP, "the other templates' credentials stay in the configuration file of the host that runs the command")
+def test_the_zabbix_server_log_holds_no_secret_of_the_node(case):
+    """The HTTP template's credentials are macros the server's JavaScript uses: none may reach its log."""
+    def log() -> str:
+        text = (case.zabbix.zabbix_dir / "server.log").read_text(errors="replace")
+        return text if f'"{case.host}:' in text else ""  # the removed connection's items turned unsupported
+    text = wait_for("the server log names the host's items (else this test would prove nothing)", log, seconds=60,
+                    poke=lambda: poke(case.zabbix, case.hostid, case.design), every=3)
+    credentials = case.node.scenario["credentials"]
+    assert_no_secret(text, secrets=[credentials["jwt_secret"], credentials["password"]])
 
 
 # --- both agents --------------------------------------------------------------------------------
