@@ -233,3 +233,12 @@ def test_a_node_that_is_down(tmp_path):
     assert found["ping"] == 0 and found["credentials"] == "unknown" and "connections" not in found
     assert set(found["failures"]) == set(expected["failures"])
     assert found["failures"]["ping"].startswith("cannot connect to 127.0.0.1:")
+
+
+def test_a_node_that_does_not_list_its_connections_says_to_use_the_agent_template():
+    with SimulatorServer(Simulator(scenario(list_connections=False))) as sim:
+        found = http_document({"url": sim.url, "jwt_secret": SECRET, "user": USER, "password": PASSWORD})
+    assert found["ping"] == 1 and "connections" not in found
+    assert found["failures"]["connections"].startswith("this node does not list its connections (")
+    assert found["failures"]["connections"].endswith("answered HTTP 404): the HTTP template needs a node that "
+                                                     "does; use the agent template, whose configuration can list them")

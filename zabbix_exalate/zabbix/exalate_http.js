@@ -528,9 +528,12 @@ function raiseForStatus(answer, url, label) {
     fail(show(url) + ' answered HTTP ' + status + ': ' + (outside(answer.body) || '(empty body)'));
 }
 
-function get(url, api, connection) {
+function get(url, api, connection, missingOk) {
     var used = credential(api);
     var answer = send('GET', url, used);
+    if (answer.status === 404 && missingOk) {
+        return answer;
+    }
     if (answer.status === 400 && connection !== undefined) {
         var said = answer.body.slice(0, 4096);
         if (said.toLowerCase().indexOf('not found') >= 0) {
@@ -724,7 +727,12 @@ function compareIds(a, b) {
 function readConnections() {
     var url = cfg.url + SPEC.api_root + SPEC.connections_path;
     var what = 'the answer of ' + show(url);
-    var answer = get(url, 'queue');
+    var answer = get(url, 'queue', undefined, true);
+    if (answer.status === 404) {
+        // The agent template's configuration can list the connections instead; macros cannot hold a list.
+        fail('this node does not list its connections (' + show(url) + ' answered HTTP 404): the HTTP template '
+            + 'needs a node that does; use the agent template, whose configuration can list them');
+    }
     answer.body = keepBigIds(answer.body);
     var data = parse(answer, url);
     var list, total = null;
@@ -906,11 +914,7 @@ reads[SPEC.connections_field] = readConnections;
 function readNode(field) {
     var value = record(node, field, reads[field]);
     if (field === SPEC.connections_field && value !== null) {
-        connections = value.map(function (c) {
-            var entry = new Entry(c);
-            entry.asked = true;
-            return entry;
-        });
+        connections = value.map(function (c) { return new Entry(c); });
     }
 }
 
