@@ -1,7 +1,7 @@
 // Exalate by HTTP: reads an Exalate node from the Zabbix server or proxy and returns the document of
 // `zabbix-exalate collect` (docs/collect.md), field for field, so the same dependent items split it.
 // Zabbix's JavaScript engine (Duktape, ES5): var only, no arrow functions. `value` holds the item's parameters.
-// The generator (zabbix/content.py) fills SPEC from metrics.py: the fields, paths and bounds live there.
+// zabbix/httpscript.py fills SPEC from metrics.py (the fields, paths and bounds live there) for the generator.
 var SPEC = {/* filled by the generator */};
 
 var params = JSON.parse(value);
