@@ -21,7 +21,7 @@ KEYS_DOC = "docs/item-keys.md"
 
 # --- reference tables for templates/README.md and docs/item-keys.md ------------------------------
 
-TYPES = {None: "Zabbix agent", "DEPENDENT": "Dependent item", "TRAP": "Zabbix trapper"}
+TYPES = {None: "Zabbix agent", "DEPENDENT": "Dependent item", "TRAP": "Zabbix trapper", "SCRIPT": "Script"}
 
 
 def _cell(text: str) -> str:

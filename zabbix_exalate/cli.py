@@ -483,12 +483,29 @@ def import_template(settings: Settings, file: Optional[str]):
               "import-template imports (see templates/README.md) [default: Exalate by Zabbix agent].")
 @click.pass_obj
 def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name):
-    """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
-    from .zabbix.design import DEFAULT_TEMPLATE, TEMPLATE_NAMES
+    """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}.
+
+    With --template "Exalate by HTTP" the host gets no agent interface: the node's URL and credentials go from its
+    section of the configuration file into host macros (the secrets as secret macros)."""
+    from .zabbix.design import DEFAULT_TEMPLATE, HTTP_TEMPLATE, TEMPLATE_NAMES
     template_name = template_name or DEFAULT_TEMPLATE
     if template_name not in TEMPLATE_NAMES:
         raise click.BadParameter(f"{template_name!r} is not one of {', '.join(map(repr, TEMPLATE_NAMES))}",
                                  param_hint="--template")
     node = node_name or settings.node or "default"
+    macros, agent_interface = _http_host(settings, node) if template_name == HTTP_TEMPLATE else ([], True)
     _say(settings, _zabbix(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
-                                                                   template_name)))
+                                                                   template_name, macros, agent_interface)))
+
+
+def _http_host(settings: Settings, node: str):
+    """The HTTP template needs no agent: the host gets the node's URL and credentials as macros instead."""
+    from .config import config_path, load_node
+    from .zabbix.frontend import http_macros, http_misses
+    cfg = load_node(config_path(settings.config), node)
+    cfg.register(settings.masker)
+    misses = http_misses(cfg)
+    if misses:
+        _say(settings, f"note: the HTTP template does not follow {', '.join(misses)} of [{node}]: the Zabbix server "
+                       f"(or proxy) reaches the node directly, with its own CA certificates")
+    return http_macros(cfg), False

@@ -16,15 +16,16 @@ import pytest
 
 import frontend_shots
 from e2e_support import Feeder, LiveNode, wait_for
-from helpers import PASSWORD, USER, config_file, macro_names, misplaced_macros, require_binary, run_cli
+from helpers import (PASSWORD, USER, assert_no_secret, config_file, macro_names, misplaced_macros, require_binary,
+                     run_cli)
 from nginx_node import NODE_VALUES, QUEUE_VALUES, SEED, TOKEN, NginxNode
 from zabbix_exalate.metrics import (BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
                                     CREDENTIAL_STATES, CREDENTIALS_KEY, NODE_METRICS, PING_KEY, REASON_KEY,
                                     RESPONSE_TIME_KEY, STATUS_KEY)
 from zabbix_exalate.exalate.names import is_tagged_key, key_form, listed_connections, shown
 from zabbix_exalate.zabbix.content import CONNECTION_GONE, template_tree
-from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, PER_CHECK, TRAPPER, Design, format_for,
-                                          master_key)
+from zabbix_exalate.zabbix.design import (AGENT, AGENT_TEMPLATE, BY_NAME, DESIGNS, HTTP, PER_CHECK, TRAPPER, Design,
+                                          format_for, master_key)
 
 USERPARAMETER_FILE = "userparameters/userparameter_exalate.conf"
 from zabbix_stack import Stack, StackError
@@ -456,17 +457,36 @@ def add_host(zabbix: Stack, env: dict, name: str, section: str, design: Design, 
         zabbix.api("host.delete", [h["hostid"] for h in old])
     args = ("zabbix", "add-host", name, "--agent-port", str(zabbix.agent_port), "--node", section,
             "--template", design.name)
+    # The HTTP template's host takes the node's URL and credentials from its section, as macros.
+    http = design.wiring == HTTP
+    if http:
+        env = {**env, "ZABBIX_EXALATE_CONFIG": str(zabbix.state_dir / CONFIG_NAME)}
     added = run_cli(*args, env=env)
     assert added.code == 0 and "created" in added.stdout, added
     again = run_cli(*args, env=env)
     assert again.code == 0 and "updated" in again.stdout, again
-    found = zabbix.api("host.get", {"filter": {"host": name}, "selectMacros": ["macro", "value"],
-                                    "selectParentTemplates": ["host"], "output": ["hostid"]})[0]
+    found = zabbix.api("host.get", {"filter": {"host": name}, "selectMacros": ["macro", "value", "type"],
+                                    "selectParentTemplates": ["host"], "selectInterfaces": ["type"],
+                                    "output": ["hostid"]})[0]
     assert [t["host"] for t in found["parentTemplates"]] == [design.name]
-    assert [(m["macro"], m["value"]) for m in found["macros"]] == [(NODE_KEY, section)]
+    macros = sorted((m["macro"], m.get("value") if m["type"] == "0" else "(secret)") for m in found["macros"])
+    if http:  # nothing of ours on any host: no agent interface, the node's URL and credentials as macros
+        assert found["interfaces"] == [], found
+        assert (NODE_KEY, section) in macros and ("{$EXALATE.URL}", zabbix_url(zabbix, section)) in macros, macros
+        assert ("{$EXALATE.PASSWORD}", "(secret)") in macros, macros
+    else:
+        assert macros == [(NODE_KEY, section)]
     zabbix.api("usermacro.create", [{"hostid": found["hostid"], "macro": macro, "value": value}
                                     for macro, value in fast_macros(interval).items()])
     return found["hostid"]
+
+
+def zabbix_url(zabbix: Stack, section: str) -> str:
+    """The url of a section of the agents' configuration file."""
+    import configparser
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(zabbix.state_dir / CONFIG_NAME)
+    return parser[section]["url"]
 
 
 def discovered(zabbix: Stack, hostid: str, design: Design, count: int, what: str) -> None:
@@ -556,7 +576,8 @@ def entities(zabbix: Stack, template: str, hostid: str) -> Dict[str, list]:
     snapshot = {method: sorted(tuple(e[k] for k in fields) for e in zabbix.api(method, {**ids, "output": list(fields)}))
                 for method, fields in ENTITIES}
     # usermacro.get's templateids means the hosts linked to them: a template's own macros are its hostids'.
-    snapshot["usermacro.get"] = sorted((m["hostmacroid"], m["macro"], m["value"]) for m in zabbix.api(
+    # A secret macro's value is never returned (the HTTP template's credentials).
+    snapshot["usermacro.get"] = sorted((m["hostmacroid"], m["macro"], m.get("value")) for m in zabbix.api(
         "usermacro.get", {"hostids": found[0]["templateid"], "output": ["hostmacroid", "macro", "value"]}))
     snapshot["valuemap.get"] = sorted((v["valuemapid"], v["name"]) for v in zabbix.api(
         "valuemap.get", {"hostids": found[0]["templateid"], "output": ["valuemapid", "name"]}))
@@ -961,10 +982,23 @@ def test_node_unreachable_opens_when_the_node_stops_and_resolves_when_it_is_back
                       if p["name"] == refused]
         (trigger,) = case.zabbix.api("trigger.get", {"triggerids": problem["objectid"], "output": ["comments"],
                                                      "expandComment": True})
-        # What to do, in the description itself: the section to edit, with its name filled in.
-        assert f"section {case.section} of /etc/zabbix/zabbix_exalate.conf" in trigger["comments"], trigger
+        # What to do, in the description itself: the section to edit, with its name filled in (or the macro).
+        assert (f"section {case.section} of /etc/zabbix/zabbix_exalate.conf" if case.design.wiring != HTTP
+                else "the host's secret macro: EXALATE.PASSWORD") in trigger["comments"], trigger
     wait_for("the credentials-refused problem resolved", lambda: refused not in case.problems(),
              detail=case.problems)
+
+
+@only(HTTP, "the other templates' credentials stay in the configuration file of the host that runs the command")
+def test_the_zabbix_server_log_holds_no_secret_of_the_node(case):
+    """The HTTP template's credentials are macros the server's JavaScript uses: none may reach its log."""
+    def log() -> str:
+        text = (case.zabbix.zabbix_dir / "server.log").read_text(errors="replace")
+        return text if f'"{case.host}:' in text else ""  # the removed connection's items turned unsupported
+    text = wait_for("the server log names the host's items (else this test would prove nothing)", log, seconds=60,
+                    poke=lambda: poke(case.zabbix, case.hostid, case.design), every=3)
+    credentials = case.node.scenario["credentials"]
+    assert_no_secret(text, secrets=[credentials["jwt_secret"], credentials["password"]])
 
 
 # --- both agents --------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from hostile_server import Answer, HostileServer
 from test_template import connection_rule, discovered, javascript, reason_rule
 from zabbix_exalate.exalate.names import (CUT, MAX_NAME, MAX_NAMES, ROOM, SHOWN, is_tagged_key, key_form,
                                           listed_connections, shown)
-from zabbix_exalate.zabbix.design import FORMATS, TEMPLATE_NAMES, AGENT_TEMPLATE, TRAPPER_TEMPLATE
+from zabbix_exalate.zabbix.design import FORMATS, TEMPLATE_NAMES, AGENT_TEMPLATE, HTTP_TEMPLATE, TRAPPER_TEMPLATE
 from zabbix_exalate.zabbix.export import template_xml
 
-ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE)
+ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE, HTTP_TEMPLATE)
 AGENT_REFUSES = set("\\'\"`*?[]{}~$!&;()<>|#@\n,")
 BIG_ID = 2 ** 53 + 1          # a double holds 2^53 + 1 as 2^53
 LONG = "Long " + "L" * 10235  # 10 KB: whole in collect's document, cut where Zabbix shows it

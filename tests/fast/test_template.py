@@ -19,7 +19,8 @@ from zabbix_exalate.exalate.names import key_form
 from zabbix_exalate.metrics import SEND_KEY
 from zabbix_exalate.zabbix.content import MACROS, MACROS_7_0
 from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, DESIGNS, FORMATS, PER_CHECK_TEMPLATE, TEMPLATE_NAMES,
-                                          TRAPPER_TEMPLATE, format_for)
+                                          TRAPPER_TEMPLATE, HTTP_TEMPLATE, format_for)
+from zabbix_exalate.zabbix.httpscript import http_script
 from zabbix_exalate.zabbix.export import template_xml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,8 @@ from generate import KEYS_DOC, README_FILE, USERPARAMETER_FILE, generated_files,
 # order they are imported.
 SHIPPED = {"Exalate by Zabbix agent": "template_exalate_agent.xml",
            "Exalate by Zabbix agent per check": "template_exalate_agent_per_check.xml",
-           "Exalate by Zabbix trapper": "template_exalate_trapper.xml"}
+           "Exalate by Zabbix trapper": "template_exalate_trapper.xml",
+           "Exalate by HTTP": "template_exalate_http.xml"}
 # A connection's status as the templates store it (history and the value map keep these numbers), and its queues'
 # fields in the document, written out.
 STATUS_CODES = {"ACTIVE": 1, "DEACTIVATED": 2, "ERROR": 3, "PENDING": 4, "CONFIGURED": 5}
@@ -40,7 +42,7 @@ QUEUE_FIELDS = ("sync_requests", "blob_requests", "sync_responses", "blob_respon
 # The committed files, as Zabbix would read them: XML[name] is the 6.0 export, XML[name, fmt] any format's.
 XML = {(d.name, fmt): ET.parse(ROOT / "templates" / fmt / d.filename).getroot() for fmt in FORMATS for d in DESIGNS}
 XML.update({name: XML[name, "6.0"] for name in TEMPLATE_NAMES})
-ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE)
+ONE_POLL = (AGENT_TEMPLATE, TRAPPER_TEMPLATE, HTTP_TEMPLATE)
 USERPARAMETERS = dict(re.findall(r"^UserParameter=([\w.]+)\[\*\],(.*)$",
                                  (ROOT / USERPARAMETER_FILE).read_text(), re.M))
 GROUP_UUID = "a571c0d144b14fd4a87a9d9b2aa9fcd6"  # Zabbix's own "Templates/Applications": the same in every file
@@ -123,9 +125,9 @@ def test_every_generated_table_has_a_place_in_the_docs():
     assert {f"{kind}:{d.slug}" for d in DESIGNS for kind in ("macros", "items", "discovery", "triggers")} <= set(placed)
 
 
-def test_three_templates_one_file_each_per_format():
+def test_four_templates_one_file_each_per_format():
     assert TEMPLATE_NAMES == tuple(SHIPPED)
-    assert (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE) == tuple(SHIPPED)
+    assert (AGENT_TEMPLATE, PER_CHECK_TEMPLATE, TRAPPER_TEMPLATE, HTTP_TEMPLATE) == tuple(SHIPPED)
     assert {d.name: d.filename for d in DESIGNS} == SHIPPED
     assert FORMATS == ("6.0", "7.0")
     # The layout of Zabbix's community-templates: one folder per export format, the same file names in each.
@@ -162,7 +164,11 @@ def test_export_format_is_the_one_its_folder_names(name, fmt):
     assert [g.findtext("name") for g in template(name, fmt).findall("groups/group")] == ["Templates/Applications"]
     if fmt == "6.0":  # nothing of 7.0 in a 6.0 file: 6.0 would refuse the whole import
         assert not [e.tag for e in root.iter() if e.tag in ("timeout", "enabled_lifetime_type", "enabled_lifetime",
-                                                            "template_groups")]
+                                                            "template_groups")
+                    and not (e.tag == "timeout" and root.find(".//item[timeout]/type").text == "SCRIPT")]
+        # 6.0 has a timeout for Script items only (and HTTP agent ones)
+        assert [i.findtext("type") for i in root.iter("item") if i.find("timeout") is not None] == (
+            ["SCRIPT"] if name == HTTP_TEMPLATE else [])
 
 
 def entities(root: ET.Element) -> dict:
@@ -248,7 +254,7 @@ def test_the_one_poll_templates_keep_the_single_checks_keys():
     def keys(name):
         return {e.findtext("key") for e in items(name) + prototypes(name) + rules(name)} - {
             master(name).findtext("key") if name in ONE_POLL else None}
-    assert keys(PER_CHECK_TEMPLATE) < keys(AGENT_TEMPLATE) == keys(TRAPPER_TEMPLATE)
+    assert keys(PER_CHECK_TEMPLATE) < keys(AGENT_TEMPLATE) == keys(TRAPPER_TEMPLATE) == keys(HTTP_TEMPLATE)
 
 
 @pytest.mark.parametrize("name", ONE_POLL)
@@ -260,6 +266,10 @@ def test_one_poll_templates_read_one_document(name):
         assert first.findtext("type") is None  # Zabbix agent
         assert first.findtext("key") == "exalate.collect[{$EXALATE.NODE},{$EXALATE.COLLECT.TIMEOUT}]"
         assert first.findtext("delay") == "{$EXALATE.INTERVAL}"
+    elif name == HTTP_TEMPLATE:  # the server's JavaScript, the same document as the agent's collect
+        assert (first.findtext("type"), first.findtext("key")) == ("SCRIPT", "exalate.collect[{$EXALATE.NODE}]")
+        assert first.findtext("delay") == "{$EXALATE.INTERVAL}"
+        assert first.findtext("params") == http_script()
     else:
         # The server matches a trapper value by the key as written: it would not expand a macro in it.
         assert (first.findtext("type"), first.findtext("key")) == ("TRAP", SEND_KEY)
@@ -386,11 +396,15 @@ def agent_entities(name: str, fmt: str):
 def test_in_7_0_every_agent_item_has_its_timeout_from_a_macro(name):
     """7.0 ends an agent's command at the item's timeout: every agent item sets one, a macro a host can raise."""
     found = agent_entities(name, "7.0")
-    assert bool(found) == (name != TRAPPER_TEMPLATE)
+    assert bool(found) == (name not in (TRAPPER_TEMPLATE, HTTP_TEMPLATE))
     for entity in found:
         assert entity.findtext("timeout") == "{$EXALATE.ITEM.TIMEOUT}", entity.findtext("key")
     for entity in items(name, "7.0") + prototypes(name, "7.0") + rules(name, "7.0"):
-        if entity not in found:  # dependent and trapper items run nothing: Zabbix ignores a timeout there
+        if entity.findtext("type") == "SCRIPT":  # the HTTP template's: its own macro, which its JavaScript reads too
+            assert entity.findtext("timeout") == "{$EXALATE.HTTP.TIMEOUT}"
+            assert {"name": "timeout", "value": "{$EXALATE.HTTP.TIMEOUT}"} in [
+                {"name": p.findtext("name"), "value": p.findtext("value")} for p in entity.findall("parameters/parameter")]
+        elif entity not in found:  # dependent and trapper items run nothing: Zabbix ignores a timeout there
             assert entity.find("timeout") is None, entity.findtext("key")
     if found:
         value, description = macros(name, "7.0")["{$EXALATE.ITEM.TIMEOUT}"]
@@ -498,9 +512,9 @@ def test_import_template_takes_the_export_for_the_server_and_says_so(version, fm
     ran, calls = import_template(version)
     assert ran.code == 0, ran
     assert ran.stdout == ('imported "Exalate by Zabbix agent", "Exalate by Zabbix agent per check", '
-                          f'"Exalate by Zabbix trapper" ({fmt} format, for Zabbix {version})\n')
+                          f'"Exalate by Zabbix trapper", "Exalate by HTTP" ({fmt} format, for Zabbix {version})\n')
     methods = [c["method"] for c in calls if c["method"] != "apiinfo.version"]
-    assert methods == ["user.login"] + ["configuration.import"] * 3, methods
+    assert methods == ["user.login"] + ["configuration.import"] * 4, methods
     imported = imports(calls)
     assert [i["source"] for i in imported] == [(ROOT / "templates" / fmt / file).read_text(encoding="utf-8")
                                                for file in SHIPPED.values()]

@@ -9,8 +9,9 @@ from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_MET
                        RESPONSE_TIME_KEY, STATUS_KEY, UNKNOWN_CREDENTIALS)
 from ..exalate.names import CUT, KEY_TAG, ROOM
 from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, CREDENTIALS_VALUEMAP, DEFAULT_FORMAT,
-                     DEFAULT_TEMPLATE, GROUP, GROUP_UUID, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design,
+                     DEFAULT_TEMPLATE, GROUP, GROUP_UUID, HTTP, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design,
                      connection_key, ctx, master_key, node_key, tags)
+from .httpscript import http_script
 
 COLORS = ("1A7C11", "F63100", "2774A4", "A54F10", "FC6EA3", "6C59DC")
 STATUS_CODES = dict(CONNECTION_STATUSES)
@@ -27,6 +28,39 @@ CREDENTIAL_CODES = dict(CREDENTIAL_STATES)
 # back (its start-up counts against its own deadline). 7.0 polls agents asynchronously: a long backstop holds no
 # server poller.
 ITEM_TIMEOUT = "{$EXALATE.ITEM.TIMEOUT}"
+
+# The HTTP template's Script item: each parameter of its JavaScript (exalate_http.js), the macro that gives it, its
+# default and what it is. Each is a key of the node's section in the configuration file of the same name (add-host
+# copies them from there); the secrets are secret macros.
+HTTP_TIMEOUT = "{$EXALATE.HTTP.TIMEOUT}"
+HTTP_MACROS: Tuple[Tuple[str, str, str, str], ...] = (
+    ("url", "{$EXALATE.URL}", "", "The node's base URL (url in the configuration file), e.g. https://jira.example.com: "
+     "the Zabbix server, or the proxy that monitors the host, must reach it."),
+    ("monitor_url", "{$EXALATE.MONITOR.URL}", "", "The customer monitor's URL when it is not under the node's "
+     "(monitor_url); empty: the node's 4.0/cmonitor."),
+    ("jwt_secret", "{$EXALATE.JWT.SECRET}", "", "The connection's shared secret (jwt_secret): a JWT is signed with it "
+     "for the 2.4 queues. Secret."),
+    ("jwt_user", "{$EXALATE.JWT.USER}", "", "The user claim of the signed JWT (jwt_user)."),
+    ("jwt_issuer", "{$EXALATE.JWT.ISSUER}", "EXALATE", "The iss claim of the signed JWT (jwt_issuer)."),
+    ("jwt_exp_unit", "{$EXALATE.JWT.EXP.UNIT}", "seconds", "The unit of the signed JWT's exp claim: seconds or "
+     "milliseconds (jwt_exp_unit)."),
+    ("token", "{$EXALATE.TOKEN}", "", "A ready-made JWT sent as it is (token). Secret."),
+    ("user", "{$EXALATE.USER}", "", "Jira basic auth user for the 4.0 endpoints (user)."),
+    ("password", "{$EXALATE.PASSWORD}", "", "Jira basic auth password (password). Secret."),
+    ("monitor_user", "{$EXALATE.MONITOR.USER}", "", "User for the customer monitor (monitor_user)."),
+    ("monitor_password", "{$EXALATE.MONITOR.PASSWORD}", "", "Password for the customer monitor (monitor_password). "
+     "Secret."),
+    ("login_user", "{$EXALATE.LOGIN.USER}", "", "User of 4.0/authenticate, which returns a JWT (login_user)."),
+    ("login_password", "{$EXALATE.LOGIN.PASSWORD}", "", "Password (or token) of 4.0/authenticate (login_password). "
+     "Secret."),
+    ("ping_check", "{$EXALATE.PING.CHECK}", "outgoing", "The read whose answer is the ping: outgoing, incoming, "
+     "errors or discover (ping_check)."),
+    ("timeout", HTTP_TIMEOUT, "10s", "The Script item's timeout, 1s to 60s: its requests run one after another, "
+     "and none starts in its last half second, so that the values read are returned with a reason for each value "
+     "not read. A poll makes 4 requests and 6 per connection (one more to log in)."),
+)
+SECRET_MACROS = frozenset(m for name, m, _, _ in HTTP_MACROS if name in ("jwt_secret", "token", "password",
+                                                                       "monitor_password", "login_password"))
 
 MACROS: Tuple[Tuple[str, str, str], ...] = (
     ("{$EXALATE.NODE}", "default",
@@ -82,7 +116,7 @@ MACROS: Tuple[Tuple[str, str, str], ...] = (
     ("{$EXALATE.DEACTIVATED.CONTROL}", "1", "1: a connection that stays deactivated raises a warning. Set it to 0 "
      "with the connection's name as context when that connection is deactivated on purpose. "
      "Context: a connection's name."),
-)
+) + tuple((macro, default, text) for _, macro, default, text in HTTP_MACROS)
 
 # What a macro's description says in the 7.0 export, where it differs from the 6.0 one above.
 MACROS_7_0: Dict[str, str] = {
@@ -337,6 +371,8 @@ def master_item(d: Design) -> dict:
         else:
             what += ("compare the agent's Timeout (or, on Zabbix 7.0, the agent timeout of Administration > "
                      "General > Timeouts) with the macro EXALATE.COLLECT.TIMEOUT.")
+    elif d.wiring == HTTP:
+        return http_master_item(d)
     else:
         how = {"type": "TRAP", "key": master_key(d), "delay": "0"}
         what = ("The node's figures as one JSON document, pushed by `zabbix-exalate --node <node> send` (a "
@@ -344,6 +380,20 @@ def master_item(d: Design) -> dict:
                 "items store the values.")
     return {"uuid": d.uid("item:collect"), "name": "Exalate: Get node data", **how, "history": "0",
             "trends": "0", "value_type": "TEXT", "description": what, **extra, "tags": tags(component="raw")}
+
+
+def http_master_item(d: Design) -> dict:
+    """The Script item: the server (or proxy) runs exalate_http.js, which reads the node as collect does."""
+    return {"uuid": d.uid("item:collect"), "name": "Exalate: Get node data", "type": "SCRIPT", "key": master_key(d),
+            "delay": "{$EXALATE.INTERVAL}", "history": "0", "trends": "0", "value_type": "TEXT",
+            "params": http_script(),
+            "description": "The node's figures as one JSON document, the same as `zabbix-exalate collect` prints, read "
+                           "by the Zabbix server (or the proxy of the host) with JavaScript once per interval. History "
+                           "is not kept: the dependent items store the values. When it is unsupported, its error says "
+                           "which macro to set (the URL, the credentials).",
+            "timeout": HTTP_TIMEOUT,
+            "parameters": [{"name": name, "value": macro} for name, macro, _, _ in HTTP_MACROS],
+            "tags": tags(component="raw")}
 
 
 def node_items(d: Design) -> List[dict]:
@@ -354,7 +404,8 @@ def node_items(d: Design) -> List[dict]:
                     "agent host `zabbix-exalate --node {$EXALATE.NODE} ping`, run as the zabbix user, prints it "
                     "too",
              TRAPPER: "The error of the item \"Exalate: Response time\" in Latest data gives the reason; on the "
-                      "host that runs the sender `zabbix-exalate --node {$EXALATE.NODE} ping` prints it too"}
+                      "host that runs the sender `zabbix-exalate --node {$EXALATE.NODE} ping` prints it too",
+             HTTP: "The error of the item \"Exalate: Response time\" in Latest data gives the reason"}
     silent = {
         PER_CHECK: "The agent has sent no result of the Exalate checks for {$EXALATE.NODATA.PERIOD}, so nothing "
                    "about the node is known. Check that the agent is running, that userparameter_exalate.conf is "
@@ -370,7 +421,10 @@ def node_items(d: Design) -> List[dict]:
                  "about the node is known: the sender stopped. Check its systemd timer (`systemctl list-timers`) "
                  "or cron line, and run `zabbix-exalate --node {$EXALATE.NODE} send` by hand on that host: it "
                  "says what the Zabbix server or proxy answered (a host name that does not match this host, or "
-                 "a server it cannot reach, also stops the data)."}
+                 "a server it cannot reach, also stops the data).",
+        HTTP: "The Script item \"Exalate: Get node data\" has returned no usable document for {$EXALATE.NODATA.PERIOD}, "
+              "so nothing about the node is known. Read its error in Latest data: a macro to set (EXALATE.URL, the "
+              "credentials), or a poll that ran past its timeout, the macro EXALATE.HTTP.TIMEOUT."}
     ping_description = ("1 when the node answered an authenticated request as its API promises, else 0. Run "
                         "`zabbix-exalate --node <node> ping` as the zabbix user to see why it did not.")
     items = [master_item(d)] if d.one_poll else []
@@ -443,11 +497,18 @@ def credentials_item(d: Design, where: str) -> dict:
             d, "credentials-refused", refused["expression"], refused["name"], "HIGH", depends=(),
             description="The node answers, but refuses the credentials zabbix-exalate uses (HTTP 401 or 403): "
             "nothing of the node can be read, though its syncs may go on. " + where + ": it names the "
-            "credential used. Put a new one, from the node's administrators, into the section {$EXALATE.NODE} "
+            "credential used. " + (HTTP_NEW_CREDENTIAL if d.wiring == HTTP else
+            "Put a new one, from the node's administrators, into the section {$EXALATE.NODE} "
             "of /etc/zabbix/zabbix_exalate.conf on that host: password (with user) for HTTP basic auth, token for "
             "a ready-made JWT, jwt_secret for the connection's shared secret, login_password (with login_user) "
-            "for a login; monitor_password for the customer monitor. It resolves at the next poll that is "
+            "for a login; monitor_password for the customer monitor.") + " It resolves at the next poll that is "
             "answered.")])
+
+
+HTTP_NEW_CREDENTIAL = ("Put a new one, from the node's administrators, into the host's secret macro: "
+                       "EXALATE.PASSWORD (with EXALATE.USER) for HTTP basic auth, EXALATE.TOKEN for a ready-made JWT, "
+                       "EXALATE.JWT.SECRET for the connection's shared secret, EXALATE.LOGIN.PASSWORD (with "
+                       "EXALATE.LOGIN.USER) for a login; EXALATE.MONITOR.PASSWORD for the customer monitor.")
 
 
 def connection_triggers(d: Design, m) -> List[dict]:
@@ -867,10 +928,17 @@ MACRO_USE = re.compile(r"\{\$([A-Z0-9_.]+)[:}]")
 
 
 # The last step of a template's setup, in its description.
-SETUP = {PER_CHECK: "then `zabbix-exalate agent install` gives the agent its UserParameters.",
-         AGENT: "then `zabbix-exalate agent install` gives the agent its UserParameters.",
-         TRAPPER: "then run `zabbix-exalate --node NODE send` every minute (a systemd timer or cron) on a host that "
-                  "reaches the node and the Zabbix server."}
+_INSTALLED = ("Setup: install zabbix-exalate (pip) where the values are read, describe the node in a section of "
+              "/etc/zabbix/zabbix_exalate.conf (mode 600, owned by zabbix) and set the host macro EXALATE.NODE to that "
+              "section's name; ")
+SETUP = {PER_CHECK: _INSTALLED + "then `zabbix-exalate agent install` gives the agent its UserParameters.",
+         AGENT: _INSTALLED + "then `zabbix-exalate agent install` gives the agent its UserParameters.",
+         TRAPPER: _INSTALLED + "then run `zabbix-exalate --node NODE send` every minute (a systemd timer or cron) on a host that "
+                  "reaches the node and the Zabbix server.",
+         HTTP: "Setup: nothing to install; link the template to a host with no interface and set the host macros "
+               "EXALATE.URL and those of the credentials (the secrets as secret macros), or let `zabbix-exalate "
+               "zabbix add-host --template 'Exalate by HTTP'` copy them from the node's section of the configuration "
+               "file. The Zabbix server (or the host's proxy) must reach the node."}
 
 
 def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> dict:
@@ -880,10 +948,7 @@ def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> di
         "uuid": d.uid("template"), "template": d.name, "name": d.name,
         "description": "Watches an Exalate node (Jira, ServiceNow, Zendesk, GitHub, Azure DevOps, HP ALM sync) "
                        f"with zabbix-exalate. {d.summary} Node reachability, errors, queue totals, and the six "
-                       "queues of every discovered connection. Setup: install zabbix-exalate (pip) where the "
-                       "values are read, describe the node in a section of /etc/zabbix/zabbix_exalate.conf (mode "
-                       "600, owned by zabbix) and set the host macro EXALATE.NODE to that section's name; "
-                       + SETUP[d.wiring],
+                       "queues of every discovered connection. " + SETUP[d.wiring],
         "groups": [{"name": GROUP}],
         "items": node_items(d),
         "discovery_rules": [discovery_rule(d)] + ([reason_discovery_rule(d)] if d.one_poll else []),
@@ -891,8 +956,8 @@ def template_tree(name: str = DEFAULT_TEMPLATE, fmt: str = DEFAULT_FORMAT) -> di
     }
     # The macros this template uses, in the order of MACROS: each template defines what it needs, no more.
     used = {"{$" + m + "}" for m in MACRO_USE.findall(json.dumps(template))}
-    template["macros"] = [{"macro": m, "value": v, "description": macro_description(d, m, text)}
-                          for m, v, text in MACROS if m in used]
+    template["macros"] = [{"macro": m, "value": v, **({"type": "SECRET_TEXT"} if m in SECRET_MACROS else {}),
+                           "description": macro_description(d, m, text)} for m, v, text in MACROS if m in used]
     template["dashboards"] = [dashboard(d)]
     template["valuemaps"] = valuemaps(d)
     return {"version": d.format,

@@ -12,6 +12,7 @@ from ..metrics import COLLECT_KEY, SEND_KEY
 AGENT_TEMPLATE = "Exalate by Zabbix agent"                 # one poll per node: `collect`, dependent items
 PER_CHECK_TEMPLATE = "Exalate by Zabbix agent per check"   # one agent item, one process, per value
 TRAPPER_TEMPLATE = "Exalate by Zabbix trapper"             # one poll per node, pushed by `send`
+HTTP_TEMPLATE = "Exalate by HTTP"                          # one poll per node, a Script item of the server
 DEFAULT_TEMPLATE = AGENT_TEMPLATE
 
 GROUP = "Templates/Applications"
@@ -26,6 +27,7 @@ CONNECTION_KEY = "{#CONNECTION.KEY}"
 PER_CHECK = "per check"   # the agent runs one check per value
 AGENT = "agent"           # the agent runs `collect`, dependent items split the document
 TRAPPER = "trapper"       # `send` pushes the document to a trapper item
+HTTP = "http"             # the server's (or proxy's) JavaScript reads the node: nothing of ours installed
 
 
 # The Zabbix export formats generated, oldest first: each template is written once per format, from the same
@@ -51,7 +53,7 @@ class Design:
     name: str           # the template's technical and visible name
     slug: str           # names its generated blocks in the Markdown files
     filename: str       # in templates/<format>/
-    wiring: str         # PER_CHECK, AGENT or TRAPPER
+    wiring: str         # PER_CHECK, AGENT, TRAPPER or HTTP
     uuid_prefix: str    # "": the uuids the agent template has always had (an update keeps its hosts' history)
     summary: str        # how the values arrive, for the template's description
     format: str = DEFAULT_FORMAT  # the Zabbix export format being written
@@ -91,6 +93,10 @@ DESIGNS = (
     Design(TRAPPER_TEMPLATE, "trapper", "template_exalate_trapper.xml", TRAPPER, "trapper:",
            "`zabbix-exalate send` (a systemd timer or cron) pushes the document of `collect` to a trapper item; "
            "dependent items take each value from it."),
+    Design(HTTP_TEMPLATE, "http", "template_exalate_http.xml", HTTP, "http:",
+           "A Script item of the Zabbix server or proxy reads the node over HTTP (JavaScript, no agent and nothing "
+           "of zabbix-exalate installed) and returns the document of `collect`; dependent items take each value "
+           "from it."),
 )
 BY_NAME = {d.name: d for d in DESIGNS}
 TEMPLATE_NAMES = tuple(BY_NAME)
@@ -110,9 +116,12 @@ def connection_key(base: str) -> str:
 
 
 def master_key(d: Design) -> str:
-    """The item holding the whole document: the agent passes node and timeout on; a trapper key takes no macro."""
+    """The item holding the whole document: the agent passes node and timeout on; a trapper key takes no macro;
+    the Script item's names the node."""
     if d.wiring == AGENT:
         return f"{COLLECT_KEY}[{{$EXALATE.NODE}},{{$EXALATE.COLLECT.TIMEOUT}}]"
+    if d.wiring == HTTP:
+        return node_key(COLLECT_KEY)
     return SEND_KEY
 
 

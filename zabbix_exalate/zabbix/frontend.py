@@ -1,5 +1,6 @@
 """Sets Zabbix up through its API: imports the template and creates or updates a monitored host."""
 import re
+from typing import List, Optional
 
 from ..config import ZabbixSettings
 from ..errors import AuthError, Unreachable, ZabbixAPIError, printable
@@ -85,8 +86,11 @@ class Zabbix:
         self._call(self.api.configuration["import"], format=fmt, source=source, rules=rules)
         return written_for or "unknown"
 
-    def add_host(self, host: str, address: str, port: int, node: str, group: str, template_name: str) -> str:
-        """Create or update the host: agent interface, template linked, {$EXALATE.NODE}. Returns what it did."""
+    def add_host(self, host: str, address: str, port: int, node: str, group: str, template_name: str,
+                 macros: Optional[List[dict]] = None, agent_interface: bool = True) -> str:
+        """Create or update the host: agent interface (unless told not to), template linked, {$EXALATE.NODE} and
+        macros ([{"macro", "value", "type"}]). Returns what it did."""
+        macros = macros or []
         template = self._call(self.api.template.get, filter={"host": template_name}, output=["templateid"])
         if not template:
             raise ZabbixAPIError(f"template {template_name!r} is not in Zabbix: run "
@@ -103,14 +107,17 @@ class Zabbix:
                               selectMacros=["hostmacroid", "macro", "value"], **{groups_param: ["groupid"]})
         if not existing:
             created = self._call(self.api.host.create, host=host, groups=[{"groupid": group_id}],
-                                 interfaces=[interface], templates=[{"templateid": template_id}],
-                                 macros=[{"macro": NODE_MACRO, "value": node}])
+                                 interfaces=[interface] if agent_interface else [],
+                                 templates=[{"templateid": template_id}],
+                                 macros=[{"macro": NODE_MACRO, "value": node}] + macros)
             return f"host {host!r} created (hostid {created['hostids'][0]}), linked to {template_name!r}, " \
-                   f"{NODE_MACRO} = {node}"
+                   f"{NODE_MACRO} = {node}" + _macros_set(macros)
         found = existing[0]
         host_id = found["hostid"]
         agent = [i for i in found["interfaces"] if str(i["type"]) == str(AGENT_INTERFACE) and str(i["main"]) == "1"]
-        if agent:
+        if not agent_interface:
+            pass  # the HTTP template reads the node from the server: whatever interfaces the host has stay
+        elif agent:
             self._call(self.api.hostinterface.update, interfaceid=agent[0]["interfaceid"],
                        **{k: v for k, v in interface.items() if k not in ("type", "main")})
         else:
@@ -122,13 +129,16 @@ class Zabbix:
         if group_id not in [g["groupid"] for g in groups]:
             groups.append({"groupid": group_id})
         self._call(self.api.host.update, hostid=host_id, templates=templates, groups=groups)
-        # Only our macro is touched: host.update would replace them all, and secret ones cannot be read back.
-        mine = [m for m in found["macros"] if m["macro"] == NODE_MACRO]
-        if mine:
-            self._call(self.api.usermacro.update, hostmacroid=mine[0]["hostmacroid"], value=node)
-        else:
-            self._call(self.api.usermacro.create, hostid=host_id, macro=NODE_MACRO, value=node)
-        return f"host {host!r} updated (hostid {host_id}), linked to {template_name!r}, {NODE_MACRO} = {node}"
+        # Only our macros are touched: host.update would replace them all, and secret ones cannot be read back.
+        for wanted in [{"macro": NODE_MACRO, "value": node}] + macros:
+            mine = [m for m in found["macros"] if m["macro"] == wanted["macro"]]
+            if mine:
+                self._call(self.api.usermacro.update, hostmacroid=mine[0]["hostmacroid"],
+                           **{k: v for k, v in wanted.items() if k != "macro"})
+            else:
+                self._call(self.api.usermacro.create, hostid=host_id, **wanted)
+        return f"host {host!r} updated (hostid {host_id}), linked to {template_name!r}, {NODE_MACRO} = {node}" \
+            + _macros_set(macros)
 
     def _group(self, name: str) -> str:
         method = self.api.hostgroup
@@ -136,6 +146,39 @@ class Zabbix:
         if found:
             return found[0]["groupid"]
         return self._call(method.create, name=name)["groupids"][0]
+
+
+SECRET_MACRO = 1  # a user macro's type: its value is never shown again (frontend, API)
+
+
+def http_macros(cfg) -> List[dict]:
+    """The host macros the HTTP template needs for a node, from its section of the configuration file: each key of
+    the section that the template takes and that differs from the template's default; the secrets secret."""
+    from .content import HTTP_MACROS, SECRET_MACROS
+    found = []
+    for key, macro, default, _ in HTTP_MACROS:
+        value = getattr(cfg, key, None)
+        if value is None or isinstance(value, float):  # the timeout is the item's, not the node's
+            continue
+        if str(value) != default:
+            found.append({"macro": macro, "value": str(value), **({"type": SECRET_MACRO} if macro in SECRET_MACROS
+                                                                   else {})})
+    return found
+
+
+def http_misses(cfg) -> List[str]:
+    """The keys of a node's section the HTTP template cannot follow (the server's JavaScript has no such setting)."""
+    from ..config import NodeConfig
+    defaults = NodeConfig(name="", url="", source="")
+    return [key for key in ("verify", "client_cert", "client_key", "proxy", "connections", "jwt_claims", "jwt_header",
+                            "jwt_ttl") if getattr(cfg, key) != getattr(defaults, key)]
+
+
+def _macros_set(macros: List[dict]) -> str:
+    # Names only: a value may be a secret, and the URL may say more than the operator wants in a log.
+    if not macros:
+        return ""
+    return ", and " + ", ".join(m["macro"] + (" (secret)" if m.get("type") == SECRET_MACRO else "") for m in macros)
 
 
 def export_version(source: str) -> str:
