@@ -463,8 +463,11 @@ def import_template(settings: Settings, file: Optional[str]):
 @click.option("--group", default="Exalate", show_default=True, help="Host group (created if missing).")
 @click.option("--template", "template_name", metavar="NAME", help="The template to link: one that "
               "import-template imports (see templates/README.md) [default: Exalate by Zabbix agent].")
+@click.option("--proxy", "proxy_name", metavar="PROXY_NAME", help="The Zabbix proxy that monitors the host: it polls "
+              "the agent, or receives what send pushes, and preprocesses [default: the server; an existing host "
+              "keeps its own].")
 @click.pass_obj
-def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name):
+def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name, proxy_name):
     """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}."""
     from .zabbix.design import DEFAULT_TEMPLATE, TEMPLATE_NAMES
     template_name = template_name or DEFAULT_TEMPLATE
@@ -473,4 +476,4 @@ def add_host(settings: Settings, hostname, agent_address, agent_port, node_name,
                                  param_hint="--template")
     node = node_name or settings.node or "default"
     _say(settings, _zabbix(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
-                                                                   template_name)))
+                                                                   template_name, proxy_name)))
