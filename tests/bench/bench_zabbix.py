@@ -283,6 +283,9 @@ def main(argv=None) -> int:
             import_xml(stack, reference_xml(args.reference, fmt))
         found = stack.api("hostgroup.get", {"filter": {"name": "Exalate bench"}, "output": ["groupid"]})
         group_id = found[0]["groupid"] if found else stack.api("hostgroup.create", {"name": "Exalate bench"})["groupids"][0]
+        left = stack.api("host.get", {"groupids": group_id, "output": ["hostid"]})  # an interrupted run's
+        if left:
+            stack.api("host.delete", [h["hostid"] for h in left])
         for n in args.connections:
             for where in args.where:
                 hosts = [Host(stack, where, n, variant, group_id) for variant in variants]

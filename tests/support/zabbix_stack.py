@@ -775,6 +775,9 @@ LogFile={log}
 SocketDir={self.zabbix_dir}
 # New hosts and items reach the server's cache within a second rather than a minute.
 CacheUpdateFrequency=1
+# Room for the configuration of the benchmark's hosts (tests/bench/bench_zabbix.py: 13,000 items a host of a
+# 1,000-connection node); the default 32M ran out.
+CacheSize=256M
 # Few processes: one agent host to poll.
 StartPollers=2
 StartTrappers=2
@@ -841,6 +844,7 @@ SocketDir={sockets}
 # New hosts and items reach the proxy within seconds rather than an hour (6.0) or 10 s (7.0).
 {'ProxyConfigFrequency' if v7 else 'ConfigFrequency'}=2
 DataSenderFrequency=1
+CacheSize=256M
 StartPollers=2
 StartTrappers=2
 StartDiscoverers=0
