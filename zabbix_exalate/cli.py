@@ -481,12 +481,16 @@ def import_template(settings: Settings, file: Optional[str]):
 @click.option("--group", default="Exalate", show_default=True, help="Host group (created if missing).")
 @click.option("--template", "template_name", metavar="NAME", help="The template to link: one that "
               "import-template imports (see templates/README.md) [default: Exalate by Zabbix agent].")
+@click.option("--proxy", "proxy_name", metavar="PROXY_NAME", help="The Zabbix proxy that monitors the host: it polls "
+              "the agent, or receives what send pushes, and preprocesses [default: the server; an existing host "
+              "keeps its own].")
 @click.pass_obj
-def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name):
+def add_host(settings: Settings, hostname, agent_address, agent_port, node_name, group, template_name, proxy_name):
     """Create or update HOSTNAME with an agent interface, link the template and set {$EXALATE.NODE}.
 
     With --template "Exalate by HTTP" the host gets no agent interface: the node's URL and credentials go from its
-    section of the configuration file into host macros (the secrets as secret macros)."""
+    section of the configuration file into host macros (the secrets as secret macros). With --proxy, that
+    proxy monitors the host."""
     from .zabbix.design import DEFAULT_TEMPLATE, HTTP_TEMPLATE, TEMPLATE_NAMES
     template_name = template_name or DEFAULT_TEMPLATE
     if template_name not in TEMPLATE_NAMES:
@@ -495,7 +499,8 @@ def add_host(settings: Settings, hostname, agent_address, agent_port, node_name,
     node = node_name or settings.node or "default"
     macros, agent_interface = _http_host(settings, node) if template_name == HTTP_TEMPLATE else ([], True)
     _say(settings, _zabbix(settings, lambda api: api.add_host(hostname, agent_address, agent_port, node, group,
-                                                                   template_name, macros, agent_interface)))
+                                                                   template_name, macros, agent_interface,
+                                                                   proxy_name)))
 
 
 def _http_host(settings: Settings, node: str):

@@ -141,6 +141,7 @@ class Case:
     hostid: str = ""
     feeder: Optional[Feeder] = None
     gone: Dict[str, str] = field(default_factory=dict)  # removed connection -> the single check's reason
+    proxy: str = ""           # the Zabbix proxy that monitors the host, "" for the server
 
     @property
     def template(self) -> str:
@@ -152,7 +153,7 @@ class Case:
 
     @property
     def host(self) -> str:
-        return HOST_PREFIX + self.design.slug.replace("_", "-")
+        return HOST_PREFIX + self.design.slug.replace("_", "-") + ("-via-proxy" if self.proxy else "")
 
     @property
     def interval(self) -> int:
@@ -184,9 +185,10 @@ class Case:
         return problems(self.zabbix, self.hostid)
 
     def send_args(self, host: Optional[str] = None, section: Optional[str] = None) -> List[str]:
-        """`send` to this case's host (or another) through the server's trapper port."""
+        """`send` to this case's host (or another) through the trapper port of the server or proxy that has it."""
+        port = self.zabbix.proxy_port if self.proxy else self.zabbix.server_port
         return ["--node", section or self.section, "--timeout", COLLECT_TIMEOUT, "send",
-                "--server", f"127.0.0.1:{self.zabbix.server_port}", "--host", host or self.host]
+                "--server", f"127.0.0.1:{port}", "--host", host or self.host]
 
     def reason(self, *args: str) -> str:
         """The one line a single check prints on stderr, without its "zabbix-exalate: [section] " prefix."""
@@ -450,13 +452,15 @@ def imported(zabbix, env):
     assert ran.stdout.startswith("imported " + ", ".join(f'"{d.name}"' for d in DESIGNS)), ran
 
 
-def add_host(zabbix: Stack, env: dict, name: str, section: str, design: Design, interval: int) -> str:
-    """A host added with our command (twice: the second run updates), intervals and periods shortened."""
+def add_host(zabbix: Stack, env: dict, name: str, section: str, design: Design, interval: int,
+             proxy: str = "") -> str:
+    """A host added with our command (twice: the second run updates), intervals and periods shortened; with
+    proxy, monitored by that proxy."""
     old = zabbix.api("host.get", {"filter": {"host": name}, "output": ["hostid"]})
     if old:
         zabbix.api("host.delete", [h["hostid"] for h in old])
     args = ("zabbix", "add-host", name, "--agent-port", str(zabbix.agent_port), "--node", section,
-            "--template", design.name)
+            "--template", design.name) + (("--proxy", proxy) if proxy else ())
     # The HTTP template's host takes the node's URL and credentials from its section, as macros.
     http = design.wiring == HTTP
     if http:
@@ -526,10 +530,15 @@ def polled(zabbix: Stack, hostid: str, what: str, count: int, seconds: float = 9
 def case(request, zabbix, env, node_env, imported, nodes):
     """One template's host, linked and discovered; disabled when that template's tests are done."""
     design = BY_NAME[request.param]
-    c = Case(design, nodes[design.name], zabbix, node_env)
-    c.hostid = add_host(zabbix, env, c.host, c.section, design, c.interval)
+    yield from hosted(Case(design, nodes[design.name], zabbix, node_env), env)
+
+
+def hosted(c: Case, env: dict):
+    """The case's host added, fed (trapper) and discovered; then disabled."""
+    zabbix, design = c.zabbix, c.design
+    c.hostid = add_host(zabbix, env, c.host, c.section, design, c.interval, c.proxy)
     if c.trapper:
-        c.feeder = Feeder(c.send_args(), node_env).start()
+        c.feeder = Feeder(c.send_args(), c.node_env).start()
     try:
         discovered(zabbix, c.hostid, design, len(expected_items(design, c.connections, c.reasons)) - len(
             template_tree(design.name)["templates"][0]["items"]), c.host)
@@ -880,6 +889,37 @@ def test_send_run_as_a_process_feeds_the_trapper_item_and_says_what_zabbix_answe
                           f"exalate.collect of host '{case.host}': accepted\n"), unread
     refused = run_cli(*case.send_args(host=HOST_PREFIX + "no-such-host"), env=node_env)
     refused.assert_failed(10, "did not accept", HOST_PREFIX + "no-such-host")
+
+
+# --- through a Zabbix proxy ---------------------------------------------------------------------
+
+PROXIED = [d for d in DESIGNS if d.one_poll]
+
+
+@pytest.fixture(scope="module", params=[d.name for d in PROXIED], ids=[f"{d.slug}-via-proxy" for d in PROXIED])
+def proxied(request, zabbix, env, node_env, imported, nodes):
+    """A one-poll template's host monitored by the stack's proxy: the proxy polls its agent, or takes what send
+    pushes, and preprocesses. It watches the same node as the template's own host."""
+    design = BY_NAME[request.param]
+    yield from hosted(Case(design, nodes[design.name], zabbix, node_env, proxy=zabbix.proxy_name), env)
+
+
+def test_through_a_proxy_the_same_items_values_reasons_and_problems(proxied):
+    """The assertions of the host the server monitors, on a host the proxy monitors (one host per template)."""
+    monitors = {p.get("name") or p["host"]: [h["host"] for h in p["hosts"]]  # 6.0: "host", 7.0: "name"
+                for p in proxied.zabbix.api("proxy.get", {"output": "extend", "selectHosts": ["host"]})}
+    assert proxied.host in monitors.get(proxied.proxy, []), monitors
+    test_discovery_makes_every_connection_s_items_under_its_real_name(proxied)
+    test_zabbix_stores_the_node_s_numbers(proxied)
+    test_a_failing_endpoint_makes_exactly_its_item_unsupported_with_our_reason(proxied)
+    test_a_problem_opens_when_errors_appear_and_resolves_when_they_clear(proxied)
+
+
+def test_a_proxy_zabbix_does_not_have_is_one_line_saying_what_to_do(zabbix, env, imported):
+    name = HOST_PREFIX + "no-proxy"
+    ran = run_cli("zabbix", "add-host", name, "--proxy", "no-such-proxy", env=env)
+    ran.assert_failed(10, "no proxy 'no-such-proxy'", repr(zabbix.proxy_name), "Administration > Proxies")
+    assert not zabbix.api("host.get", {"filter": {"host": name}, "output": ["hostid"]})
 
 
 # --- the node that is not ours ------------------------------------------------------------------

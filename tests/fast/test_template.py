@@ -17,7 +17,7 @@ from hostile_server import HostileServer, jsonrpc_calls, zabbix_api
 from zabbix_exalate.cli import main
 from zabbix_exalate.exalate.names import key_form
 from zabbix_exalate.metrics import SEND_KEY
-from zabbix_exalate.zabbix.content import MACROS, MACROS_7_0
+from zabbix_exalate.zabbix.content import CONNECTION_GONE, MACROS, MACROS_7_0
 from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, DESIGNS, FORMATS, PER_CHECK_TEMPLATE, TEMPLATE_NAMES,
                                           TRAPPER_TEMPLATE, HTTP_TEMPLATE, format_for)
 from zabbix_exalate.zabbix.httpscript import http_script
@@ -289,8 +289,35 @@ def test_one_poll_templates_read_one_document(name):
             # stays the same), so every step that may fail sets a value instead.
             for step in entity.findall("preprocessing/step")[:-1]:
                 assert step.findtext("type") == "JAVASCRIPT" or step.findtext("error_handler") == "CUSTOM_VALUE"
+        elif "{#CONNECTION.KEY}" in entity.findtext("key") and not entity.findtext("key").startswith("exalate.status["):
+            assert steps[0] == ("JSONPATH", ENTRY), entity.findtext("key")  # see the test below
         else:
             assert steps[0][0] == "CHECK_JSON_ERROR", entity.findtext("key")
+
+
+ENTRY = "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()"
+
+
+def test_custom_values_and_errors_fit_zabbix_s_255_characters():
+    for name in ONE_POLL:
+        for fmt in FORMATS:
+            for step in ET.fromstring(template_xml(name, fmt)).iter("step"):
+                assert len(step.findtext("error_handler_params") or "") <= 255, step.findtext("error_handler_params")
+
+
+def test_connection_items_start_with_the_step_zabbix_runs_once_per_document():
+    """Zabbix parses the document once for the dependent items whose first step is JSONPath, and indexes a filter
+    `?(@.key == "constant")`: any other first step parses it again, item after item, and a document would cost the
+    square of its connections (tests/bench/bench_zabbix.py). The status alone reads the node's failures first: no
+    list (the node down) is no status, not REMOVED."""
+    for name in ONE_POLL:
+        for proto in prototypes(name):
+            first = proto.find("preprocessing/step")
+            key = proto.findtext("key")
+            if key.startswith("exalate.status["):
+                assert first.findtext("parameters/parameter") == "$.failures.connections", key
+            else:
+                assert (first.findtext("type"), first.findtext("parameters/parameter")) == ("JSONPATH", ENTRY), key
 
 
 def test_queue_prototypes_check_their_connection_then_their_own_failure():
@@ -309,11 +336,10 @@ def test_queue_prototypes_check_their_connection_then_their_own_failure():
                                      ("JSONPATH", entry, "CUSTOM_VALUE")]
                 continue
             field = fields.get(base(proto.findtext("key")), "{#QUEUE}")
-            # The value's own reason first, on its full path: Zabbix then shows it on the error's second line.
+            # The connection's entry (indexed), why there is none, then the value's own reason and the value.
             assert steps[:4] == [
-                ("CHECK_JSON_ERROR", f"$.connections[?(@.key=='{{#CONNECTION.KEY}}')].failures.{field}.first()", None),
-                ("CHECK_JSON_ERROR", "$.failures.connections", None),
-                ("JSONPATH", entry, "CUSTOM_ERROR"),
+                ("JSONPATH", entry, "CUSTOM_VALUE"), ("CHECK_JSON_ERROR", "$.unlisted", None),
+                ("CHECK_JSON_ERROR", f"$.failures.{field}", None),
                 ("JSONPATH", f"$.{field}" if field in QUEUE_FIELDS else "$.{#REASONS}", "CUSTOM_ERROR")]
 
 
@@ -821,7 +847,7 @@ def test_a_connection_the_node_no_longer_lists_says_so(name, document):
         elif field == "exalate.status":
             assert got == "6", got  # REMOVED: discovery found it, the node no longer lists it
         else:
-            assert got.startswith("unsupported: the node no longer lists this connection"), got
+            assert got == f"unsupported: {CONNECTION_GONE}", got
 
 
 @pytest.mark.parametrize("name", ONE_POLL)

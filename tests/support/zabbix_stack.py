@@ -1,4 +1,4 @@
-"""Install, start and stop a real Zabbix (PostgreSQL, server, PHP frontend, agents) on 127.0.0.1, as root.
+"""Install, start and stop a real Zabbix (PostgreSQL, server, PHP frontend, proxy, agents) on 127.0.0.1, as root.
 
 Zabbix 6.0 runs from the host's Debian 12 packages; Zabbix 7.0 from Debian 13 packages inside a chroot
 that debootstrap creates beside the state directory. Both can run at once, each on ports of its own.
@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,10 @@ CHROOT_MARK = pathlib.Path("/etc/zabbix-exalate-stack.json")
 PROJECT_SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "zabbix_exalate")
 FRONTEND_LOCALE = "en_US.UTF-8"  # the frontend's default language
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# Debian's proxy package conflicts with its server package: the stack unpacks it (dpkg-deb -x) into the state
+# directory rather than installing it; it needs no library that the server's package does not already bring.
+PROXY_PACKAGE = "zabbix-proxy-sqlite3"
+PROXY_NAME = "exalate-e2e-proxy"
 ZABBIX_PORTS = (20000, 32767)  # what Zabbix takes as a ListenPort, below the kernel's ephemeral range
 
 
@@ -318,6 +323,21 @@ class Stack:
         return self._port("postgres")
 
     @property
+    def proxy_port(self) -> int:
+        """Where the proxy's trapper listens: send's --server, an agent's ServerActive."""
+        return self._port("proxy")
+
+    @property
+    def proxy_name(self) -> str:
+        """The proxy's name in Zabbix (its Hostname): add-host's --proxy."""
+        return PROXY_NAME
+
+    @property
+    def proxy_package(self) -> pathlib.Path:
+        """Where the proxy's package is unpacked: a path under the state directory, the same in a chroot."""
+        return self.state_dir / "proxy-package"
+
+    @property
     def chrooted(self) -> bool:
         return self.root != HOST_ROOT
 
@@ -510,6 +530,7 @@ class Stack:
         missing = self._missing_packages()
         if not missing:
             self._make_locale()
+            self._unpack_proxy()
             return
         _say("installing " + " ".join(missing) + (f" in {self.root}" if self.chrooted else ""))
         policy = self.host_path(POLICY_RC_D)
@@ -537,6 +558,27 @@ class Stack:
             if saved:
                 saved.rename(policy)
         self._make_locale()
+        self._unpack_proxy()
+
+    def _unpack_proxy(self) -> None:
+        """apt-get download the root's zabbix-proxy-sqlite3 and unpack it, once (see PROXY_PACKAGE)."""
+        if (self.proxy_package / "usr" / "sbin" / "zabbix_proxy").exists():
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.chrooted:
+            self._mount()  # the chroot's apt-get writes into the state directory
+        with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
+            os.chmod(tmp, 0o777)  # apt downloads as its _apt user where it may
+            _say(f"unpacking {PROXY_PACKAGE} into {self.proxy_package}")
+            _run(self._cmd(["apt-get", "download", "-q", PROXY_PACKAGE], cwd=tmp), f"apt-get download {PROXY_PACKAGE}")
+            debs = list(pathlib.Path(tmp).glob("*.deb"))
+            if len(debs) != 1:
+                raise StackError(f"apt-get download {PROXY_PACKAGE} left {len(debs)} .deb files")
+            unpacked = pathlib.Path(tmp) / "root"
+            _run(["dpkg-deb", "-x", debs[0], unpacked], f"dpkg-deb -x {debs[0].name}")
+            shutil.rmtree(self.proxy_package, ignore_errors=True)
+            unpacked.rename(self.proxy_package)
+        _open_up(self.proxy_package)
 
     def make_venv(self, project_dir) -> str:
         """A venv in state_dir with the project installed (not editable), rebuilt only when its sources change.
@@ -598,7 +640,7 @@ class Stack:
             self.chown(directory, owner)
             directory.chmod(0o755)
         self._mount()
-        names = ["postgres", "server", "frontend", "agent", "agent2"]
+        names = ["postgres", "server", "frontend", "agent", "agent2", "proxy"]
         # The ones of the last start while they are free; below 32768, for Zabbix refuses a ListenPort above it.
         try:
             self.ports = dict(zip(names, free_ports(len(names), ZABBIX_PORTS, [self.ports.get(n, 0) for n in names])))
@@ -609,6 +651,7 @@ class Stack:
             self._start_postgres()
             self._start_server(server_options or {})
             self._start_frontend()
+            self._start_proxy()
             self._start_agents(userparameter_file, agent_env or {}, agent_hostname, venv_bin, agent_timeout)
         except BaseException:
             self.stop()
@@ -620,6 +663,7 @@ class Stack:
         _kill(self.zabbix_dir / "agentd.pid", "zabbix_agentd")
         _kill(self.zabbix_dir / "agent2.pid", "zabbix_agent2")
         _kill(self.frontend_pid, "php", whole_group=True)  # php -S leaves its workers running
+        _kill(self.zabbix_dir / "proxy.pid", "zabbix_proxy")
         self._restore_frontend_conf()
         _kill(self.zabbix_dir / "server.pid", "zabbix_server")
         if (self.pg_data / "postmaster.pid").exists() and self._pg_bin("pg_ctl"):
@@ -642,6 +686,7 @@ class Stack:
         daemons = {"postgres": (self.pg_data / "postmaster.pid", "postgres"),
                    "server": (self.zabbix_dir / "server.pid", "zabbix_server"),
                    "frontend": (self.frontend_pid, "php"),
+                   "proxy": (self.zabbix_dir / "proxy.pid", "zabbix_proxy"),
                    "agent": (self.zabbix_dir / "agentd.pid", "zabbix_agentd"),
                    "agent2": (self.zabbix_dir / "agent2.pid", "zabbix_agent2")}
         running = {}
@@ -691,7 +736,10 @@ class Stack:
         log = self.pg_dir / "postgres.log"
         # A throwaway database: durability is not worth the time it costs to load the schema.
         options = (f"-p {self.db_port} -k {self.pg_dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c synchronous_commit=off")
+                   "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
+                   # Statistics soon after an import: a plan made on the empty tables' took minutes to link a
+                   # template to a host (host.create, 6.0.14).
+                   "-c autovacuum_naptime=5s")
         proc = subprocess.run(self._cmd([self._pg_bin("pg_ctl"), "-D", self.pg_data, "-o", options, "-l", log,
                                          "-w", "-t", "60", "start"], "postgres", self.pg_dir),
                               capture_output=True, text=True)
@@ -727,6 +775,9 @@ LogFile={log}
 SocketDir={self.zabbix_dir}
 # New hosts and items reach the server's cache within a second rather than a minute.
 CacheUpdateFrequency=1
+# Room for the configuration of the benchmark's hosts (tests/bench/bench_zabbix.py: 13,000 items a host of a
+# 1,000-connection node); the default 32M ran out.
+CacheSize=256M
 # Few processes: one agent host to poll.
 StartPollers=2
 StartTrappers=2
@@ -760,6 +811,50 @@ LogSlowQueries=0
         if not self._zabbix_version.startswith(self.version + "."):
             raise StackError(f"the frontend is Zabbix {self._zabbix_version}, not {self.version}")
         self.api("host.get", {"countOutput": True})  # logs in: proves that the frontend reaches the database
+
+    def _start_proxy(self) -> None:
+        """An active proxy: registered through the API, it asks the server for its configuration and sends
+        what it collects; it polls its hosts' agents and takes `send`'s documents on its own trapper port."""
+        v7 = self.version >= "7.0"
+        found = self.api("proxy.get", {"filter": {"name" if v7 else "host": PROXY_NAME}, "output": ["proxyid"]})
+        if not found:
+            # 6.0: status 5 is an active proxy; 7.0: operating_mode 0.
+            self.api("proxy.create", {"name": PROXY_NAME, "operating_mode": 0} if v7 else
+                     {"host": PROXY_NAME, "status": 5})
+        conf, log, pidfile, db = (self.zabbix_dir / name for name in ("proxy.conf", "proxy.log", "proxy.pid",
+                                                                      "proxy.db"))
+        sockets = self.zabbix_dir / "proxy-sockets"  # its own: the server's socket names may be the same
+        sockets.mkdir(exist_ok=True)
+        self.chown(sockets, "zabbix")
+        if not db.exists():
+            schema = self.proxy_package / "usr" / "share" / PROXY_PACKAGE / "schema.sql.gz"
+            with gzip.open(schema) as dump, sqlite3.connect(db) as connection:
+                connection.executescript(dump.read().decode())
+            self.chown(db, "zabbix")
+        conf.write_text(f"""# Written by tests/support/zabbix_stack.py
+ProxyMode=0
+Server=127.0.0.1:{self.server_port}
+Hostname={PROXY_NAME}
+ListenIP=127.0.0.1
+ListenPort={self.proxy_port}
+DBName={db}
+PidFile={pidfile}
+LogFile={log}
+SocketDir={sockets}
+# New hosts and items reach the proxy within seconds rather than an hour (6.0) or 10 s (7.0).
+{'ProxyConfigFrequency' if v7 else 'ConfigFrequency'}=2
+DataSenderFrequency=1
+CacheSize=256M
+StartPollers=2
+StartTrappers=2
+StartDiscoverers=0
+Timeout=30
+LogSlowQueries=0
+""")
+        log.unlink(missing_ok=True)
+        program = self.proxy_package / "usr" / "sbin" / "zabbix_proxy"
+        _run(self._cmd([program, "-c", conf], cwd=self.zabbix_dir), "zabbix_proxy")
+        _await("zabbix_proxy", "zabbix_proxy", pidfile, log, lambda: _listening(self.proxy_port), 60)
 
     def _copy_frontend(self) -> None:
         """A copy of the root's frontend that reads frontend_conf, not the root's /etc/zabbix/zabbix.conf.php.
@@ -879,7 +974,8 @@ def main(argv=None) -> int:
                 print(f"{name:9} {f'running, pid {pid}' if pid else 'stopped'}")
             if stack.ports:
                 print(f"frontend  {stack.url}\nAPI       {stack.api_url}\nagent     127.0.0.1:{stack.agent_port}\n"
-                      f"agent 2   127.0.0.1:{stack.agent2_port}")
+                      f"agent 2   127.0.0.1:{stack.agent2_port}\nproxy     127.0.0.1:{stack.proxy_port}, "
+                      f"named {stack.proxy_name}")
         else:
             began = time.monotonic()
             _require_root()
@@ -908,6 +1004,8 @@ def main(argv=None) -> int:
                   f"  frontend  {stack.url}  login {ADMIN_USER} / {ADMIN_PASSWORD}\n"
                   f"  API       {stack.api_url}\n"
                   f"  server    127.0.0.1:{stack.server_port}\n"
+                  f"  proxy     127.0.0.1:{stack.proxy_port}, active, named {stack.proxy_name} "
+                  f"(add-host --proxy {stack.proxy_name})\n"
                   f"  agent     127.0.0.1:{stack.agent_port}, host name {DEFAULT_HOSTNAME}, "
                   f"{f'UserParameters from {userparameters}' if userparameters else 'no UserParameters'}\n"
                   f"  agent 2   127.0.0.1:{stack.agent2_port}, the same\n"

@@ -155,14 +155,22 @@ def node_value(field: str) -> List[dict]:
     return [failure_check(field), step("JSONPATH", f"$.{field}")]
 
 
-CONNECTION_GONE = ("the node no longer lists this connection: it was removed or renamed. Discovery notices at "
-                   "its next run (rediscover to see it now) and removes its items when their lifetime ends.")
+# At most 255 characters with its JSON (Zabbix's limit for a custom value).
+CONNECTION_GONE = ("not in the node's connection list: removed or renamed (discovery removes its items when their "
+                   "lifetime ends; rediscover to see it now), or the list could not be read (see the node's "
+                   "unreachable and credentials items)")
+# A connection's items start from its entry with the one JSONPath step Zabbix can run on the master value it parsed
+# once, and index (6.4+, 7.0: a filter `?(@.key == "constant")` on a path that is definite up to it, first step of
+# every dependent item): the cost of a document then grows with its connections, not with their square. Any other
+# step on the whole document parses it again, once per item. So no step reads the node's failures before it: a
+# connection that is not listed, whatever the reason, carries this instead.
+UNLISTED = json.dumps({"unlisted": CONNECTION_GONE})
 
 
 def connection_entry() -> List[dict]:
-    """From the document to this connection's object, or the reason there is none."""
-    return [failure_check("connections"),
-            step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", CONNECTION_GONE)]
+    """From the document to this connection's object (indexed first step), or the reason there is none."""
+    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=UNLISTED),
+            step("CHECK_JSON_ERROR", "$.unlisted")]
 
 
 # An item that stores only changes ("Discard unchanged") must never turn unsupported: Zabbix (measured on 6.0.14)
@@ -618,11 +626,10 @@ COMPACTED_ERROR = ("not read; its reason was left out of the collected document 
 def connection_value(field: str, path: str = "") -> List[dict]:
     """From the document to one field of this connection (at path, default $.field), or the reason there is none.
 
-    The error check comes first, on the full path: Zabbix (6.0 and 7.0, measured) lists each step's result before
-    the failing one, so the reason is the error's second line instead of its fourth."""
-    own = f"$.connections[?(@.key=='{CONNECTION_KEY}')]"
-    return [step("CHECK_JSON_ERROR", f"{own}.failures.{field}.first()")] + connection_entry() + [
-        step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
+    Zabbix (6.0 and 7.0, measured) lists each step's result before the failing one: the reason is the error's last
+    line."""
+    return connection_entry() + [step("CHECK_JSON_ERROR", f"$.failures.{field}"),
+                                 step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
 
 
 # The status item's connection when the node's list no longer holds it: discovery found it, so it was removed.

@@ -8,6 +8,7 @@ from ..httperrors import request_failure
 
 NODE_MACRO = "{$EXALATE.NODE}"
 AGENT_INTERFACE = 1
+MONITORED_BY_PROXY = 1  # 7.0's host.monitored_by: 0 server, 1 proxy, 2 proxy group
 
 
 class Zabbix:
@@ -87,15 +88,19 @@ class Zabbix:
         return written_for or "unknown"
 
     def add_host(self, host: str, address: str, port: int, node: str, group: str, template_name: str,
-                 macros: Optional[List[dict]] = None, agent_interface: bool = True) -> str:
+                 macros: Optional[List[dict]] = None, agent_interface: bool = True,
+                 proxy: Optional[str] = None) -> str:
         """Create or update the host: agent interface (unless told not to), template linked, {$EXALATE.NODE} and
-        macros ([{"macro", "value", "type"}]). Returns what it did."""
+        macros ([{"macro", "value", "type"}]), and with proxy, monitored by that proxy (without, an existing host
+        keeps whoever monitors it). Returns what it did."""
         macros = macros or []
         template = self._call(self.api.template.get, filter={"host": template_name}, output=["templateid"])
         if not template:
             raise ZabbixAPIError(f"template {template_name!r} is not in Zabbix: run "
                                  f"'zabbix-exalate zabbix import-template' first")
         template_id = template[0]["templateid"]
+        monitoring = self._monitored_by(proxy) if proxy is not None else {}
+        by = f", monitored by proxy {proxy!r}" if proxy is not None else ""
         group_id = self._group(group)
         is_ip = _is_ip(address)
         interface = {"type": AGENT_INTERFACE, "main": 1, "useip": 1 if is_ip else 0,
@@ -109,9 +114,9 @@ class Zabbix:
             created = self._call(self.api.host.create, host=host, groups=[{"groupid": group_id}],
                                  interfaces=[interface] if agent_interface else [],
                                  templates=[{"templateid": template_id}],
-                                 macros=[{"macro": NODE_MACRO, "value": node}] + macros)
+                                 macros=[{"macro": NODE_MACRO, "value": node}] + macros, **monitoring)
             return f"host {host!r} created (hostid {created['hostids'][0]}), linked to {template_name!r}, " \
-                   f"{NODE_MACRO} = {node}" + _macros_set(macros)
+                   f"{NODE_MACRO} = {node}{by}" + _macros_set(macros)
         found = existing[0]
         host_id = found["hostid"]
         agent = [i for i in found["interfaces"] if str(i["type"]) == str(AGENT_INTERFACE) and str(i["main"]) == "1"]
@@ -128,7 +133,7 @@ class Zabbix:
         groups = [{"groupid": g["groupid"]} for g in found.get("hostgroups", found.get("groups", []))]
         if group_id not in [g["groupid"] for g in groups]:
             groups.append({"groupid": group_id})
-        self._call(self.api.host.update, hostid=host_id, templates=templates, groups=groups)
+        self._call(self.api.host.update, hostid=host_id, templates=templates, groups=groups, **monitoring)
         # Only our macros are touched: host.update would replace them all, and secret ones cannot be read back.
         for wanted in [{"macro": NODE_MACRO, "value": node}] + macros:
             mine = [m for m in found["macros"] if m["macro"] == wanted["macro"]]
@@ -138,7 +143,20 @@ class Zabbix:
             else:
                 self._call(self.api.usermacro.create, hostid=host_id, **wanted)
         return f"host {host!r} updated (hostid {host_id}), linked to {template_name!r}, {NODE_MACRO} = {node}" \
-            + _macros_set(macros)
+            f"{by}" + _macros_set(macros)
+
+    def _monitored_by(self, proxy: str) -> dict:
+        """host.create/update's fields for a host monitored by that proxy; ZabbixAPIError if there is none."""
+        # 7.0 renamed the proxy's "host" to "name" and gave hosts "monitored_by" (server, proxy, proxy group).
+        v7 = self.major >= 7.0
+        found = self._call(self.api.proxy.get, filter={"name" if v7 else "host": proxy}, output=["proxyid"])
+        if not found:
+            known = self._call(self.api.proxy.get, output=["name" if v7 else "host"])
+            names = ", ".join(repr(p.get("name", p.get("host"))) for p in known[:10]) or "none"
+            raise ZabbixAPIError(f"Zabbix has no proxy {proxy!r} (its proxies: {names}): create it under "
+                                 f"Administration > Proxies, or give the name it has there to --proxy")
+        proxy_id = found[0]["proxyid"]
+        return {"monitored_by": MONITORED_BY_PROXY, "proxyid": proxy_id} if v7 else {"proxy_hostid": proxy_id}
 
     def _group(self, name: str) -> str:
         method = self.api.hostgroup
