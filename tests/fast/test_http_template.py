@@ -107,6 +107,19 @@ def test_the_document_equals_collects_field_for_field(tmp_path, mode):
     assert [c["status"] for c in found["connections"]][:2] == ["ACTIVE", "REMOVED"]
 
 
+def test_a_name_equal_to_a_short_secret_keeps_its_name_and_its_key(tmp_path):
+    # Names and keys are masked only for secrets of 8 characters or more (masking.py): a 4-character password
+    # that is also a connection's name masks neither the name nor its 8-character key form, in either reader.
+    s = scenario()
+    s["credentials"]["password"] = "00<<"
+    s["connections"].append({"name": "00<<", "id": 990})
+    with SimulatorServer(Simulator(s)) as sim:
+        expected = collect_document(tmp_path, url=sim.url, user=USER, password="00<<")
+        found = http_document({"url": sim.url, "timeout": "10s", "user": USER, "password": "00<<"})
+    assert same(found) == same(expected)
+    assert [(c["name"], c["key"]) for c in found["connections"] if c["id"] == 990] == [("00<<", "00%3C%3C")]
+
+
 def test_a_node_that_refuses_the_credentials(tmp_path):
     with SimulatorServer(Simulator(scenario())) as sim:
         keys = dict(user=USER, password="not-the-" + PASSWORD)

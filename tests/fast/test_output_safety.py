@@ -16,7 +16,7 @@ import string
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from helpers import config_file, invoke, leaked, secret_forms
@@ -82,6 +82,8 @@ def short_secret_node(draw):
 
 @settings(max_examples=25, **PROPERTY_SETTINGS)
 @given(short_secret_node())
+# Found on Python 3.9: a name equal to a 4-character secret has an 8-character key form, which was masked.
+@example((100, "00<<", "ACTIVE", "00<<"))
 def test_a_short_secret_never_changes_a_figure_a_name_or_a_status(sim, write_config, node):
     number, name, status, secret = node
     if secret != secret.strip() or name.startswith("Gone-"):

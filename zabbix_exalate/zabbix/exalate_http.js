@@ -218,7 +218,9 @@ function hex(bytes) {
 }
 
 // Secrets in every form they take on the wire (as masking.py's), longest first; tokens join once obtained.
+// dataForms: those of secrets long enough to mask in the node's names and states (masking.py's DATA_SHORTEST).
 var forms = [];
+var dataForms = [];
 
 function addSecret(secret) {
     if (!secret || secret.length < SPEC.mask_shortest) {
@@ -230,8 +232,12 @@ function addSecret(secret) {
         if (form.length >= SPEC.mask_shortest && forms.indexOf(form) < 0) {
             forms.push(form);
         }
+        if (form.length >= SPEC.mask_shortest && secret.length >= SPEC.data_shortest && dataForms.indexOf(form) < 0) {
+            dataForms.push(form);
+        }
     });
     forms.sort(function (a, b) { return b.length - a.length; });
+    dataForms.sort(function (a, b) { return b.length - a.length; });
 }
 
 function addBasic(user, password) {
@@ -245,10 +251,11 @@ function addBasic(user, password) {
 addBasic(cfg.user, cfg.password);
 addBasic(cfg.monitor_user, cfg.monitor_password);
 
-function mask(text, shortest) {
-    for (var i = 0; i < forms.length; i++) {
-        if (forms[i].length >= (shortest || SPEC.mask_shortest) && text.indexOf(forms[i]) >= 0) {
-            text = text.split(forms[i]).join(SPEC.mask);
+function mask(text, data) {
+    var these = data ? dataForms : forms;
+    for (var i = 0; i < these.length; i++) {
+        if (text.indexOf(these[i]) >= 0) {
+            text = text.split(these[i]).join(SPEC.mask);
         }
     }
     return text;
@@ -988,9 +995,9 @@ node.values[SPEC.credentials_field] = node.values.ping === 1 ? SPEC.accepted
             entry.values.status = SPEC.removed;
         }
     }
-    // The node's names and states are masked only for forms of 8 characters or more (masking.py).
+    // The node's names and states are masked only for secrets of 8 characters or more (masking.py).
     ['name', 'key', 'status'].forEach(function (k) {
-        entry.values[k] = mask(entry.values[k], SPEC.data_shortest);
+        entry.values[k] = mask(entry.values[k], true);
     });
     if (entry.values.remote) {
         entry.values.remote = mask(entry.values.remote);
