@@ -71,6 +71,19 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # directory rather than installing it; it needs no library that the server's package does not already bring.
 PROXY_PACKAGE = "zabbix-proxy-sqlite3"
 PROXY_NAME = "exalate-e2e-proxy"
+# What the server and the proxy share in their configuration files.
+DAEMON_SETTINGS = """\
+# Room for the configuration of the benchmark's hosts (tests/bench/bench_zabbix.py: 13,000 items a host of a
+# 1,000-connection node); the default 32M ran out.
+CacheSize=256M
+# Few processes: one agent host to poll.
+StartPollers=2
+StartTrappers=2
+StartDiscoverers=0
+# The most a poller waits: longer than any agent Timeout, so the agent's own timeout message arrives.
+Timeout=30
+LogSlowQueries=0
+"""
 ZABBIX_PORTS = (20000, 32767)  # what Zabbix takes as a ListenPort, below the kernel's ephemeral range
 
 
@@ -775,17 +788,7 @@ LogFile={log}
 SocketDir={self.zabbix_dir}
 # New hosts and items reach the server's cache within a second rather than a minute.
 CacheUpdateFrequency=1
-# Room for the configuration of the benchmark's hosts (tests/bench/bench_zabbix.py: 13,000 items a host of a
-# 1,000-connection node); the default 32M ran out.
-CacheSize=256M
-# Few processes: one agent host to poll.
-StartPollers=2
-StartTrappers=2
-StartDiscoverers=0
-# The most a poller waits: longer than any agent Timeout, so the agent's own timeout message arrives.
-Timeout=30
-LogSlowQueries=0
-{extra}""")
+{DAEMON_SETTINGS}{extra}""")
         log.unlink(missing_ok=True)  # each start begins a new log, so that an error quotes this start's lines
         _run(self._cmd(["/usr/sbin/zabbix_server", "-c", conf], cwd=self.zabbix_dir), "zabbix_server")
         _await("zabbix_server", "zabbix_server", pidfile, log, lambda: _listening(self.server_port), 60)
@@ -844,13 +847,7 @@ SocketDir={sockets}
 # New hosts and items reach the proxy within seconds rather than an hour (6.0) or 10 s (7.0).
 {'ProxyConfigFrequency' if v7 else 'ConfigFrequency'}=2
 DataSenderFrequency=1
-CacheSize=256M
-StartPollers=2
-StartTrappers=2
-StartDiscoverers=0
-Timeout=30
-LogSlowQueries=0
-""")
+{DAEMON_SETTINGS}""")
         log.unlink(missing_ok=True)
         program = self.proxy_package / "usr" / "sbin" / "zabbix_proxy"
         _run(self._cmd([program, "-c", conf], cwd=self.zabbix_dir), "zabbix_proxy")
