@@ -4,7 +4,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path

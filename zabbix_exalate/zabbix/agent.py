@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import ConfigError, printable
-from .agentconf import Agent, read_agent
+from .agentconf import Agent
 
 USERPARAMETER_NAME = "userparameter_exalate.conf"
 EXAMPLE_CONFIG = "zabbix_exalate.conf.example"

@@ -80,11 +80,8 @@ def push(value: str, key: str, where: Target, deadline: Deadline, masker: Masker
     answered, in words. Raises CheckError."""
     exchange = _Exchange(where, deadline, masker)
 
-    def late() -> CheckError:
-        return CheckTimeout(f"{exchange.doing} did not answer within the timeout of {deadline.seconds:g} s "
-                            f"(the node's timeout, or --timeout)")
     # A name lookup blocks inside C: a worker does the talking, and this thread leaves at the deadline.
-    return within(deadline, lambda: exchange.send(value, key), late)
+    return within(deadline, lambda: exchange.send(value, key), lambda: exchange.late(exchange.doing))
 
 
 class _Exchange:
@@ -207,8 +204,7 @@ class _Exchange:
             connection.sendall(packet)
             header = self.receive(node, connection, HEADER.size)
         except socket.timeout:
-            raise CheckTimeout(f"Zabbix at {node} did not answer within the timeout of {self.deadline.seconds:g} s "
-                               f"(the node's timeout, or --timeout)") from None
+            raise self.late(f"Zabbix at {node}") from None
         except OSError as exc:
             raise Unreachable(f"the connection to Zabbix at {node} failed: {exc.strerror or type(exc).__name__}") \
                 from None
@@ -222,8 +218,7 @@ class _Exchange:
         try:
             body = self.receive(node, connection, length)
         except socket.timeout:
-            raise CheckTimeout(f"Zabbix at {node} did not send its whole answer within the timeout of "
-                               f"{self.deadline.seconds:g} s (the node's timeout, or --timeout)") from None
+            raise self.late(f"Zabbix at {node}", "did not send its whole answer") from None
         except OSError as exc:
             raise Unreachable(f"the connection to Zabbix at {node} failed while it answered: "
                               f"{exc.strerror or type(exc).__name__}") from None
@@ -246,9 +241,12 @@ class _Exchange:
         """Seconds left; CheckTimeout, saying who kept us waiting, once there are none."""
         left = self.deadline.left()
         if left <= 0:
-            raise CheckTimeout(f"Zabbix at {node} did not answer within the timeout of {self.deadline.seconds:g} s "
-                               f"(the node's timeout, or --timeout)")
+            raise self.late(f"Zabbix at {node}")
         return left
+
+    def late(self, who: str, what: str = "did not answer") -> CheckTimeout:
+        return CheckTimeout(f"{who} {what} within the timeout of {self.deadline.seconds:g} s (the node's timeout, "
+                            f"or --timeout)")
 
     def outside(self, text: str, width: int = REASON_WIDTH) -> str:
         """Text Zabbix (or whoever answered) chose, fit for our one line: masked first, then cut."""
