@@ -75,3 +75,21 @@ def test_the_node_gets_its_cookie_back_and_the_same_headers_on_every_request_aft
                                                         "accept-encoding", "user-agent", "host"], request
         assert (request.header("Connection"), request.header("Accept-Encoding")) == \
             ("keep-alive", requests.utils.default_headers()["Accept-Encoding"]), request
+
+
+def test_two_runs_over_one_session_both_go_through_the_proxy_the_environment_names(write_config, proxy, monkeypatch):
+    # The demo polls twice over one pooled session: the second run must read the environment as the first did.
+    from zabbix_exalate.collect import collect
+    from zabbix_exalate.config import load_node
+    from zabbix_exalate.exalate.api import Node
+    from zabbix_exalate.exalate.transport import pooled_session
+    from zabbix_exalate.runtime import Deadline
+    for name, value in proxy_env(proxy, "other.example").items():
+        monkeypatch.setenv(name, value)
+    cfg = load_node(write_config(), "default")
+    session = pooled_session(cfg.max_connections)
+    for run in ("first", "second"):
+        document = collect(Node(cfg, Deadline(cfg.timeout), session=session), cfg.max_connections).document()
+        assert document["ping"] == 0 and f"the proxy 127.0.0.1:{proxy.port}" in document["failures"]["errors"], \
+            (run, document)
+    assert len(proxy.seen()) == 8, proxy.seen()

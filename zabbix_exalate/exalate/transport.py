@@ -142,8 +142,10 @@ class Transport:
         self.masker = masker
         self.session = session or requests.Session()
         # requests reads the environment (proxy variables, REQUESTS_CA_BUNDLE, ~/.netrc) again at every request, a
-        # quarter to a third of its CPU (tests/bench/bench_requests.py). Within a run it does not change: read once.
-        self.trust_env, self.session.trust_env = self.session.trust_env, False
+        # quarter to a third of its CPU (tests/bench/bench_requests.py). Within a run it does not change: read once
+        # (_settings_for) and passed to Session.send, which then reads none of it. The session is left as it is:
+        # the demo's second poll shares the first one's.
+        self.trust_env = self.session.trust_env
         self._settings: Dict[str, Tuple[dict, object, Optional[tuple]]] = {}
         self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
         self.waiting_for: Optional[str] = None  # the host a request waits on, for a timeout's message
@@ -182,7 +184,6 @@ class Transport:
                 self.trace(f"{method} {show(url)}: the node closed the connection without answering; once more, "
                            f"on a new connection")
             with requests.Session() as fresh:
-                fresh.trust_env = False  # what it says is in _settings
                 return self._attempt(fresh, method, url, credential, headers, self.deadline.remaining(), **kwargs)
         except (OSError, requests.exceptions.RequestException) as exc:
             raise request_failure(exc, url, self.deadline.seconds, self.proxy(), "the node",
