@@ -139,6 +139,7 @@ DISCOVERY_KEY = "exalate.discovery"
 COLLECT_KEY = "exalate.collect"              # the whole node in one JSON document (collect, send)
 RESPONSE_TIME_KEY = "exalate.response_time"  # seconds the ping request took
 CONNECTION_COUNT_KEY = "exalate.connections"
+CONNECTION_LIST_KEY = "exalate.connection_list"  # the node's connections: what each status item reads (one poll)
 STATUS_KEY = "exalate.status"                # per connection, a code from CONNECTION_STATUSES
 REASON_DISCOVERY_KEY = "exalate.reasons"     # the failure reasons of every connection (one-poll templates)
 REASON_KEY = "exalate.failed_by_reason"      # per connection, kind and reason: how many failures carry it

@@ -17,7 +17,7 @@ from hostile_server import HostileServer, jsonrpc_calls, zabbix_api
 from zabbix_exalate.cli import main
 from zabbix_exalate.exalate.names import key_form
 from zabbix_exalate.metrics import SEND_KEY
-from zabbix_exalate.zabbix.content import CONNECTION_GONE, MACROS, MACROS_7_0
+from zabbix_exalate.zabbix.content import CONNECTION_GONE, MACROS, MACROS_7_0, REASON_COUNT_JS
 from zabbix_exalate.zabbix.design import (AGENT_TEMPLATE, DESIGNS, FORMATS, PER_CHECK_TEMPLATE, TEMPLATE_NAMES,
                                           TRAPPER_TEMPLATE, HTTP_TEMPLATE, format_for)
 from zabbix_exalate.zabbix.httpscript import http_script
@@ -276,7 +276,10 @@ def test_one_poll_templates_read_one_document(name):
     dependent = [e for e in items(name) + prototypes(name) + rules(name) if e is not first]
     for entity in dependent:
         assert entity.findtext("type") == "DEPENDENT", entity.findtext("key")
-        assert entity.findtext("master_item/key") == first.findtext("key")
+        # The statuses read the node's connection list, which reads the document (see the test below).
+        assert entity.findtext("master_item/key") == (
+            "exalate.connection_list[{$EXALATE.NODE}]" if entity.findtext("key").startswith("exalate.status[")
+            else first.findtext("key")), entity.findtext("key")
         steps = [(s.findtext("type"), s.findtext("parameters/parameter")) for s in entity.findall("preprocessing/step")]
         if entity.findtext("key").startswith("exalate.ping["):
             assert steps == [("JSONPATH", "$.ping")]  # a node that is down is a 0, not an unsupported item
@@ -289,7 +292,9 @@ def test_one_poll_templates_read_one_document(name):
             # stays the same), so every step that may fail sets a value instead.
             for step in entity.findall("preprocessing/step")[:-1]:
                 assert step.findtext("type") == "JAVASCRIPT" or step.findtext("error_handler") == "CUSTOM_VALUE"
-        elif "{#CONNECTION.KEY}" in entity.findtext("key") and not entity.findtext("key").startswith("exalate.status["):
+        elif entity.findtext("key").startswith("exalate.status["):
+            assert steps[0] == ("JSONPATH", "$[?(@.key=='{#CONNECTION.KEY}')].first()"), steps
+        elif "{#CONNECTION.KEY}" in entity.findtext("key"):
             assert steps[0] == ("JSONPATH", ENTRY), entity.findtext("key")  # see the test below
         else:
             assert steps[0][0] == "CHECK_JSON_ERROR", entity.findtext("key")
@@ -308,16 +313,20 @@ def test_custom_values_and_errors_fit_zabbix_s_255_characters():
 def test_connection_items_start_with_the_step_zabbix_runs_once_per_document():
     """Zabbix parses the document once for the dependent items whose first step is JSONPath, and indexes a filter
     `?(@.key == "constant")`: any other first step parses it again, item after item, and a document would cost the
-    square of its connections (tests/bench/bench_zabbix.py). The status alone reads the node's failures first: no
-    list (the node down) is no status, not REMOVED."""
+    square of its connections (tests/bench/bench_zabbix.py). The status reads its entry the same way from the node's
+    connection list, an item that fails when the node gave no list: the node down is no status, not REMOVED."""
     for name in ONE_POLL:
+        (listed,) = [i for i in items(name) if i.findtext("key") == "exalate.connection_list[{$EXALATE.NODE}]"]
+        assert [(s.findtext("type"), s.findtext("parameters/parameter")) for s in listed.findall(
+            "preprocessing/step")] == [("CHECK_JSON_ERROR", "$.failures.connections"), ("JSONPATH", "$.connections")]
+        assert (listed.findtext("history"), listed.findtext("value_type")) == ("0", "TEXT")
         for proto in prototypes(name):
             first = proto.find("preprocessing/step")
-            key = proto.findtext("key")
-            if key.startswith("exalate.status["):
-                assert first.findtext("parameters/parameter") == "$.failures.connections", key
+            found = (first.findtext("type"), first.findtext("parameters/parameter"))
+            if proto.findtext("key").startswith("exalate.status["):
+                assert found == ("JSONPATH", "$[?(@.key=='{#CONNECTION.KEY}')].first()"), found
             else:
-                assert (first.findtext("type"), first.findtext("parameters/parameter")) == ("JSONPATH", ENTRY), key
+                assert found == ("JSONPATH", ENTRY), proto.findtext("key")
 
 
 def test_queue_prototypes_check_their_connection_then_their_own_failure():
@@ -331,16 +340,19 @@ def test_queue_prototypes_check_their_connection_then_their_own_failure():
                 continue  # never unsupported: test_the_heads_and_newest_failures_come_back_after_an_error
             entry = "$.connections[?(@.key=='{#CONNECTION.KEY}')].first()"
             if base(proto.findtext("key")) == "exalate.status":
-                # A connection no longer listed is REMOVED; no list at all (the node down) is no status.
-                assert steps[:2] == [("CHECK_JSON_ERROR", "$.failures.connections", None),
-                                     ("JSONPATH", entry, "CUSTOM_VALUE")]
+                # A connection no longer listed is REMOVED; no list at all (the node down) is no status, the
+                # connection list item failing (test_a_node_that_is_down_is_a_0_and_every_other_item_says_why).
+                assert steps[0] == ("JSONPATH", "$[?(@.key=='{#CONNECTION.KEY}')].first()", "CUSTOM_VALUE")
                 continue
             field = fields.get(base(proto.findtext("key")), "{#QUEUE}")
-            # The connection's entry (indexed), why there is none, then the value's own reason and the value.
-            assert steps[:4] == [
-                ("JSONPATH", entry, "CUSTOM_VALUE"), ("CHECK_JSON_ERROR", "$.unlisted", None),
-                ("CHECK_JSON_ERROR", f"$.failures.{field}", None),
-                ("JSONPATH", f"$.{field}" if field in QUEUE_FIELDS else "$.{#REASONS}", "CUSTOM_ERROR")]
+            # The connection's entry (indexed; when it is not listed, one whose field failed for that reason), the
+            # field's reason, then the value: the reason is the error's third line on Zabbix 6.0.
+            assert steps == [
+                ("JSONPATH", entry, "CUSTOM_VALUE"), ("CHECK_JSON_ERROR", f"$.failures.{field}", None),
+                ("JSONPATH", f"$.{field}" if field in QUEUE_FIELDS else "$.{#REASONS}", "CUSTOM_ERROR")] + (
+                [("JAVASCRIPT", REASON_COUNT_JS, None)] if field == "{#QUEUE}" else [])
+            assert json.loads(proto.find("preprocessing/step").findtext("error_handler_params")) == {
+                "failures": {field: CONNECTION_GONE}}
 
 
 def test_every_item_prototype_key_holds_an_lld_macro_and_names_show_the_real_name():
@@ -697,7 +709,15 @@ def javascript(script: str, value: str) -> str:
     return ran.stdout
 
 
+# The one-poll templates' dependent node items by key: the master of an item that does not read the document itself.
+NODE_ITEMS = {i.findtext("key"): i for name in ONE_POLL for i in items(name) if i.findtext("type") == "DEPENDENT"}
+
+
 def preprocess(entity: ET.Element, value: str, macros: dict = None) -> str:
+    above = NODE_ITEMS.get(entity.findtext("master_item/key"))
+    if above is not None:
+        # An unsupported master: Zabbix 7.0 makes its dependents unsupported with its error, 6.0 gives them no value.
+        value = preprocess(above, value, macros)
     for step in entity.findall("preprocessing/step"):
         kind, parameter = step.findtext("type"), step.findtext("parameters/parameter")
         for macro, text in (macros or {}).items():
@@ -784,6 +804,7 @@ def expected_node_values(document: dict) -> dict:
     return {"exalate.ping": "1", "exalate.credentials": "1", "exalate.errors": str(BASE_SCENARIO["errors"]),
             "exalate.outgoing": str(BASE_SCENARIO["outgoing"]), "exalate.incoming": str(BASE_SCENARIO["incoming"]),
             "exalate.connections": str(len(BASE_SCENARIO["connections"])),
+            "exalate.connection_list": json.dumps(document["connections"]),
             "exalate.response_time": json.dumps(document["response_time"])}
 
 

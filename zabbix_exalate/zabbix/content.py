@@ -3,9 +3,9 @@ import json
 import re
 from typing import Dict, List, Optional, Tuple
 
-from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_METRICS, CONNECTION_STATUSES,
-                       CREDENTIAL_STATES, CREDENTIALS_FIELD, CREDENTIALS_KEY, DISCOVERY_KEY, ERRORS_REPORTED, FAILED,
-                       NODE_METRICS, OTHER_STATUS, PING_KEY, REASON_DISCOVERY_KEY, REASON_KEY, REFUSED, REMOVED,
+from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_LIST_KEY, CONNECTION_METRICS,
+                       CONNECTION_STATUSES, CREDENTIAL_STATES, CREDENTIALS_FIELD, CREDENTIALS_KEY, DISCOVERY_KEY,
+                       ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY, REASON_DISCOVERY_KEY, REASON_KEY, REFUSED, REMOVED,
                        RESPONSE_TIME_KEY, STATUS_KEY, UNKNOWN_CREDENTIALS)
 from ..exalate.names import CUT, KEY_TAG, ROOM
 from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, CREDENTIALS_VALUEMAP, DEFAULT_FORMAT,
@@ -155,22 +155,22 @@ def node_value(field: str) -> List[dict]:
     return [failure_check(field), step("JSONPATH", f"$.{field}")]
 
 
-# At most 255 characters with its JSON (Zabbix's limit for a custom value).
-CONNECTION_GONE = ("not in the node's connection list: removed or renamed (discovery removes its items when their "
-                   "lifetime ends; rediscover to see it now), or the list could not be read (see the node's "
-                   "unreachable and credentials items)")
+CONNECTION_GONE = ("not in the node's connection list: removed or renamed (its items go when their lifetime ends; "
+                   "rediscover to see it now), or the list could not be read (see the node's unreachable and "
+                   "credentials items)")
 # A connection's items start from its entry with the one JSONPath step Zabbix can run on the master value it parsed
 # once, and index (6.4+, 7.0: a filter `?(@.key == "constant")` on a path that is definite up to it, first step of
 # every dependent item): the cost of a document then grows with its connections, not with their square. Any other
 # step on the whole document parses it again, once per item. So no step reads the node's failures before it: a
-# connection that is not listed, whatever the reason, carries this instead.
-UNLISTED = json.dumps({"unlisted": CONNECTION_GONE})
+# connection that is not listed, whatever the reason, stands in as a connection whose field failed for that reason.
+# Then one check gives either reason, and Zabbix 6.0, which lists each step's result before the failing one, shows
+# it on the error's third line, after the document and the entry.
 
 
-def connection_entry() -> List[dict]:
-    """From the document to this connection's object (indexed first step), or the reason there is none."""
-    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=UNLISTED),
-            step("CHECK_JSON_ERROR", "$.unlisted")]
+def unlisted(field: str) -> str:
+    """The entry of a connection the node does not list: the field failed, CONNECTION_GONE its reason."""
+    # At most 255 characters (Zabbix's limit for a custom value): test_custom_values_and_errors_fit...
+    return json.dumps({"failures": {field: CONNECTION_GONE}}, separators=(",", ":"))
 
 
 # An item that stores only changes ("Discard unchanged") must never turn unsupported: Zabbix (measured on 6.0.14)
@@ -341,8 +341,9 @@ def trigger(d: Design, slug: str, expression: str, name: str, priority: str, des
 
 
 def item(d: Design, slug: str, name: str, key: str, description: str, component: str, triggers=(),
-         connection=False, preprocessing: Optional[List[dict]] = None, value_type="UNSIGNED", **extra) -> dict:
-    """An item or item prototype: an agent item per check, else a dependent item of the document."""
+         connection=False, preprocessing: Optional[List[dict]] = None, value_type="UNSIGNED", master: str = "",
+         **extra) -> dict:
+    """An item or item prototype: an agent item per check, else a dependent item of the document (or of master)."""
     entity = {"uuid": d.uid(f"item:{slug}"), "name": name}
     if preprocessing is None:
         entity.update(key=key, delay="{$EXALATE.INTERVAL}")
@@ -355,7 +356,7 @@ def item(d: Design, slug: str, name: str, key: str, description: str, component:
         entity["valuemap"] = entity.pop("valuemap")
     if preprocessing is not None:
         entity["preprocessing"] = preprocessing
-        entity["master_item"] = {"key": master_key(d)}
+        entity["master_item"] = {"key": master or master_key(d)}
     elif d.v7:
         entity["timeout"] = ITEM_TIMEOUT  # an agent item: the command gets this long, then Zabbix ends it
     entity["tags"] = tags(component=component, **({"connection": CONNECTION} if connection else {}))
@@ -483,7 +484,17 @@ def node_items(d: Design) -> List[dict]:
                           "How many connections the node lists (configured ones included when the node has no "
                           "connection list).", "health",
                           preprocessing=[failure_check("connections"), step("JSONPATH", "$.connections.length()")]))
+        items.append(connection_list_item(d))
     return items
+
+
+def connection_list_item(d: Design) -> dict:
+    """One poll: the node's connections, read once for every connection's status (which depends on this item)."""
+    return item(d, "connection-list", "Exalate: Connection list", node_key(CONNECTION_LIST_KEY),
+                "The connections the node lists, as the collected document holds them. History is not kept: each "
+                "connection's status item reads its own entry from here. Unsupported, with the reason, when the "
+                "node's list could not be read.", "raw", value_type="TEXT", history="0", trends="0",
+                preprocessing=[failure_check("connections"), step("JSONPATH", "$.connections")])
 
 
 CREDENTIALS_JS = (f"var codes = {json.dumps(CREDENTIAL_CODES)};\n"
@@ -626,10 +637,11 @@ COMPACTED_ERROR = ("not read; its reason was left out of the collected document 
 def connection_value(field: str, path: str = "") -> List[dict]:
     """From the document to one field of this connection (at path, default $.field), or the reason there is none.
 
-    Zabbix (6.0 and 7.0, measured) lists each step's result before the failing one: the reason is the error's last
-    line."""
-    return connection_entry() + [step("CHECK_JSON_ERROR", f"$.failures.{field}"),
-                                 step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
+    Zabbix 6.0 lists each step's result before the failing one: the reason is the error's last line (7.0 gives the
+    reason alone)."""
+    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=unlisted(field)),
+            step("CHECK_JSON_ERROR", f"$.failures.{field}"),
+            step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
 
 
 # The status item's connection when the node's list no longer holds it: discovery found it, so it was removed.
@@ -654,9 +666,11 @@ def connection_items(d: Design) -> List[dict]:
             "the connection is not found (removed on the other side), or no longer lists it. The connection's id on "
             "the node: {#CONNECTION.ID}.", "health",
             connection=True, valuemap={"name": STATUS_VALUEMAP}, triggers=status_triggers(d),
-            preprocessing=[failure_check("connections"),  # no list (the node is down): unsupported, never REMOVED
-                           step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()",
-                                otherwise=NOT_LISTED),
+            # No list (the node is down) makes the list item unsupported: then its status is no value (Zabbix 6.0)
+            # or unsupported with that reason (7.0), never REMOVED. Reading the node's failures here would parse
+            # the whole document once per connection; the list item parses it once per poll.
+            master=node_key(CONNECTION_LIST_KEY),
+            preprocessing=[step("JSONPATH", f"$[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=NOT_LISTED),
                            step("JSONPATH", "$.status"), step("JAVASCRIPT", status_js())]))
     return prototypes
 
