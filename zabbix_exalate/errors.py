@@ -9,13 +9,17 @@ INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
 
 def printable(text: str) -> str:
     """The text fit for a one-line message: control characters shown as escapes."""
+    if text.isprintable():  # nearly always: the check runs in C, the loop below in Python
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def one_line(text: str, width: int) -> str:
     """A text a server chose (a failure's message), as one line of at most width characters: line breaks and
     tabs become spaces, other control characters go. Mask secrets before: a secret cut short is not masked."""
-    text = " ".join("".join(c if c.isprintable() or c.isspace() else "" for c in text).split())
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c.isspace() else "" for c in text)
+    text = " ".join(text.split())
     return text if len(text) <= width else text[:width - 3] + "..."
 
 

@@ -147,6 +147,7 @@ class Transport:
         # the demo's second poll shares the first one's.
         self.trust_env = self.session.trust_env
         self._settings: Dict[str, Tuple[dict, object, Optional[tuple]]] = {}
+        self._templates: Dict[tuple, requests.PreparedRequest] = {}  # see _prepare
         self.trace = trace  # --debug: one line per request (never a secret: the CLI masks it too)
         self.waiting_for: Optional[str] = None  # the host a request waits on, for a timeout's message
 
@@ -193,15 +194,36 @@ class Transport:
                  **kwargs) -> requests.Response:
         cfg = self.cfg
         proxies, verify, netrc = self._settings_for(url)
-        # What Session.request does, less what costs CPU and changes nothing here: merging the session's settings
-        # (we pass them all) and copying its cookies into a new jar at every request (a tenth of collect's CPU).
-        merged = CaseInsensitiveDict(session.headers)
-        merged.update(headers)
-        prepared = requests.Request(method, url, headers=merged, auth=credential.basic or netrc,
-                                    cookies=session.cookies, **kwargs).prepare()
+        prepared = self._prepare(session, method, url, headers, credential.basic or netrc, kwargs)
         return session.send(prepared, timeout=(timeout, timeout), stream=True, allow_redirects=False, verify=verify,
                             cert=(cfg.client_cert, cfg.client_key) if cfg.client_key else cfg.client_cert,
                             proxies=proxies)
+
+    def _prepare(self, session: requests.Session, method: str, url: str, headers: dict, auth, kwargs: dict):
+        """The request as Session.request prepares it, less what costs CPU and changes nothing here: merging the
+        session's settings (we pass them all) and copying its cookies into a new jar at every request. A GET's
+        headers are prepared once; each GET is a copy given its URL, the session's cookies for it and the
+        credentials, in requests' order: preparing it all again was a sixth of a request's CPU
+        (tests/bench/bench_requests.py)."""
+        if method != "GET" or kwargs:
+            merged = CaseInsensitiveDict(session.headers)
+            merged.update(headers)
+            return requests.Request(method, url, headers=merged, auth=auth, cookies=session.cookies,
+                                    **kwargs).prepare()
+        key = (tuple(session.headers.items()), tuple(headers.items()))
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) > 8:  # a credential renewed many times in one run: keep the newest only
+                self._templates.clear()
+            template = self._templates[key] = requests.PreparedRequest()
+            template.prepare_method(method)
+            template.prepare_headers({**session.headers, **headers})
+            template.prepare_hooks({})
+        prepared = template.copy()
+        prepared.prepare_url(url, None)
+        prepared.prepare_cookies(session.cookies)  # those whose domain and path match this URL
+        prepared.prepare_auth(auth, url)  # the credentials given, else those in the URL (user:password@host)
+        return prepared
 
     def _settings_for(self, url: str) -> Tuple[dict, object, Optional[tuple]]:
         """The proxies, verify and ~/.netrc login a session trusting the environment would use for url, as
