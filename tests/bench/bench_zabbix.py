@@ -46,7 +46,7 @@ from bench_collect import NODE, scenario, start_simulator  # noqa: E402
 from trapper import Trapper  # noqa: E402
 from zabbix_stack import Stack, StackError  # noqa: E402
 from zabbix_exalate.masking import Masker  # noqa: E402
-from zabbix_exalate.metrics import SEND_KEY  # noqa: E402
+from zabbix_exalate.metrics import CONNECTION_METRICS, REASON_KEY, SEND_KEY, STATUS_KEY  # noqa: E402
 from zabbix_exalate.runtime import Deadline  # noqa: E402
 from zabbix_exalate.zabbix.design import TRAPPER_TEMPLATE, BY_NAME, format_for  # noqa: E402
 from zabbix_exalate.zabbix.export import template_xml  # noqa: E402
@@ -82,6 +82,12 @@ def document(connections: int) -> str:
     doc = json.loads(value)
     assert len(doc["connections"]) == connections and doc["ping"] == 1, value[:300]
     return value
+
+
+def reasons(doc: str) -> int:
+    """How many failure-reason items the document makes: one per connection, kind of failure and reason."""
+    return sum(len(c.get(m.reasons_field) or {}) for c in json.loads(doc)["connections"]
+               for m in CONNECTION_METRICS if m.reasons_field)
 
 
 # --- the templates ---------------------------------------------------------------------------------
@@ -198,7 +204,9 @@ class Host:
         template_items = self.items()
         while self.items() == template_items:  # a proxy may take the value before it has the discovery rule
             if time.monotonic() - began > 300:
-                sys.exit(f"{self.name}: nothing discovered after 300 s")
+                rules = self.stack.api("discoveryrule.get", {"hostids": self.hostid, "output": ["name", "error"]})
+                errors = "; ".join(f"{r['name']}: {r['error']}" for r in rules if r["error"]) or "no rule has an error"
+                sys.exit(f"{self.name}: nothing discovered after 300 s ({errors})")
             try:
                 self.push(doc)
             except SystemExit as exc:
@@ -207,7 +215,13 @@ class Host:
         while time.monotonic() - began < seconds:
             time.sleep(10)
             count = self.items()
-            still = still + 1 if count == last and count > 10 else 0
+            # Both rules' items, whichever comes first (through a 6.0 proxy, the connections' came minutes after the
+            # failure reasons'; on 6.0's server, the reasons' after the connections').
+            found = {key: int(self.stack.api("item.get", {"hostids": self.hostid, "countOutput": True,
+                                                          "search": {"key_": key + "["}}))
+                     for key in (STATUS_KEY, REASON_KEY)}
+            done = found == {STATUS_KEY: self.connections, REASON_KEY: reasons(doc)}
+            still = still + 1 if count == last and done else 0
             last = count
             if still >= 2:
                 say(f"{self.name}: {count} items after {time.monotonic() - began:.0f} s")

@@ -671,6 +671,11 @@ def test_a_failing_endpoint_makes_exactly_its_item_unsupported_with_our_reason(c
         # The others keep their values: each stores a new one while the fault lasts.
         found = settle("only the failing endpoint's item turned unsupported", case, want, since=began)
         assert {key for key, item in found.items() if item["state"] == "1"} == gone | targets
+        if case.design.one_poll:
+            # Zabbix writes the document, then each step's result, then the failure: ours is the third line.
+            (target,) = targets
+            lines = found[target]["error"].splitlines()
+            assert len(lines) == 3 and lines[2] == "2. Failed: " + reason, lines
         if case.trapper:
             sent = case.feeder.since(began)
             assert sent and all(ran.code == 0 for ran in sent), sent

@@ -346,7 +346,7 @@ def test_queue_prototypes_check_their_connection_then_their_own_failure():
                 continue
             field = fields.get(base(proto.findtext("key")), "{#QUEUE}")
             # The connection's entry (indexed; when it is not listed, one whose field failed for that reason), the
-            # field's reason, then the value: the reason is the error's third line on Zabbix 6.0.
+            # field's reason, then the value: the reason is the error's third line in Zabbix.
             assert steps == [
                 ("JSONPATH", entry, "CUSTOM_VALUE"), ("CHECK_JSON_ERROR", f"$.failures.{field}", None),
                 ("JSONPATH", f"$.{field}" if field in QUEUE_FIELDS else "$.{#REASONS}", "CUSTOM_ERROR")] + (

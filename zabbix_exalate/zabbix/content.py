@@ -163,8 +163,9 @@ CONNECTION_GONE = ("not in the node's connection list: removed or renamed (its i
 # every dependent item): the cost of a document then grows with its connections, not with their square. Any other
 # step on the whole document parses it again, once per item. So no step reads the node's failures before it: a
 # connection that is not listed, whatever the reason, stands in as a connection whose field failed for that reason.
-# Then one check gives either reason, and Zabbix 6.0, which lists each step's result before the failing one, shows
-# it on the error's third line, after the document and the entry.
+# Then one check gives either reason, and Zabbix (6.0.14 and 7.0.22: docs/screenshots/*/unsupported-item.png), which
+# lists each step's result before the failing one, shows it on the error's third line, after the document and the
+# entry.
 
 
 def unlisted(field: str) -> str:
@@ -637,8 +638,8 @@ COMPACTED_ERROR = ("not read; its reason was left out of the collected document 
 def connection_value(field: str, path: str = "") -> List[dict]:
     """From the document to one field of this connection (at path, default $.field), or the reason there is none.
 
-    Zabbix 6.0 lists each step's result before the failing one: the reason is the error's last line (7.0 gives the
-    reason alone)."""
+    Zabbix (6.0 and 7.0, measured) lists each step's result before the failing one: the reason is the error's last
+    line."""
     return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=unlisted(field)),
             step("CHECK_JSON_ERROR", f"$.failures.{field}"),
             step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
