@@ -37,9 +37,11 @@ def test_simulate_serves_a_scenario_file_and_rereads_it(tmp_path):
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"credentials": {"jwt_secret": "x" * 32}, "outgoing": 5}))
     config = tmp_path / "sim.conf"
+    # Ctrl-C as a terminal delivers it, to a process that has its default handler: a shell without job control
+    # starts background commands (nohup ... &) with SIGINT ignored, which Python then keeps.
     proc = subprocess.Popen(["zabbix-exalate", "simulate", "--port", "0", "--scenario", str(scenario),
                              "--write-config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         banner = proc.stderr.readline() + proc.stderr.readline()
         assert "listening on http://127.0.0.1:" in banner, banner
