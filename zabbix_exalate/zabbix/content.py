@@ -5,8 +5,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..metrics import (BACKLOG, BY_COMMAND, CONNECTION_COUNT_KEY, CONNECTION_LIST_KEY, CONNECTION_METRICS,
                        CONNECTION_STATUSES, CREDENTIAL_STATES, CREDENTIALS_FIELD, CREDENTIALS_KEY, DISCOVERY_KEY,
-                       ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY, REASON_DISCOVERY_KEY, REASON_KEY, REFUSED, REMOVED,
-                       RESPONSE_TIME_KEY, STATUS_KEY, UNKNOWN_CREDENTIALS)
+                       ERRORS_REPORTED, FAILED, NODE_METRICS, OTHER_STATUS, PING_KEY, REASON_DISCOVERY_KEY,
+                       REASON_KEY, REFUSED, REMOVED, RESPONSE_TIME_KEY, STATUS_KEY, UNKNOWN_CREDENTIALS)
 from ..exalate.names import CUT, KEY_TAG, ROOM
 from .design import (AGENT, BY_NAME, CONNECTION, CONNECTION_KEY, CREDENTIALS_VALUEMAP, DEFAULT_FORMAT,
                      DEFAULT_TEMPLATE, GROUP, GROUP_UUID, HTTP, PER_CHECK, STATUS_VALUEMAP, TRAPPER, VALUEMAP, Design,
@@ -168,6 +168,9 @@ CONNECTION_GONE = ("not in the node's connection list: removed or renamed (its i
 # entry.
 
 
+ENTRY = f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()"  # this connection's object: the indexed first step
+
+
 def unlisted(field: str) -> str:
     """The entry of a connection the node does not list: the field failed, CONNECTION_GONE its reason."""
     # At most 255 characters (Zabbix's limit for a custom value): test_custom_values_and_errors_fit...
@@ -184,7 +187,7 @@ UNREAD_CONNECTION = json.dumps({"unread": "the node's connection list could not 
 
 def kept_connection_entry() -> List[dict]:
     """From the document to this connection's object; {"unread": why} when there is none."""
-    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=UNREAD_CONNECTION)]
+    return [step("JSONPATH", ENTRY, otherwise=UNREAD_CONNECTION)]
 
 
 # Zabbix runs preprocessing JavaScript in Duktape: ECMAScript 5.1 only.
@@ -640,7 +643,7 @@ def connection_value(field: str, path: str = "") -> List[dict]:
 
     Zabbix (6.0 and 7.0, measured) lists each step's result before the failing one: the reason is the error's last
     line."""
-    return [step("JSONPATH", f"$.connections[?(@.key=='{CONNECTION_KEY}')].first()", otherwise=unlisted(field)),
+    return [step("JSONPATH", ENTRY, otherwise=unlisted(field)),
             step("CHECK_JSON_ERROR", f"$.failures.{field}"),
             step("JSONPATH", path or f"$.{field}", error=COMPACTED_ERROR)]
 
